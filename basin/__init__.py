@@ -1,0 +1,3 @@
+"""basin: a lightweight Linux container runtime."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,34 @@
+"""Atomic JSON records on disk: write to a temp file, fsync, rename; read tolerantly."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+class CorruptRecord(Exception):
+    """A record that exists but cannot be parsed (half-written by a crash, edited by hand)."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    payload = json.dumps(data, indent=1, sort_keys=True).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def read_json(path: Path) -> Any:
+    """Return the parsed record; raise FileNotFoundError or CorruptRecord."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw)
+    except ValueError as e:
+        raise CorruptRecord(f"{path}: {e}") from None
