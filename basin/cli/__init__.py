@@ -1,0 +1,1 @@
+"""The one-shot command line: one small module per verb."""

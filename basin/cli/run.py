@@ -1,0 +1,141 @@
+"""basin run [OPTIONS] IMAGE [COMMAND [ARG...]]"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from basin import client, spec
+from basin.cli import output
+from basin.cli.options import Opt, UsageError, parse, usage
+from basin.errors import BasinError
+from basin.paths import Paths
+
+PROG = "basin run"
+OPTS = [
+    Opt(("-d", "--detach"), "detach", help="run in the background and print the container ID"),
+    Opt(("-i", "--interactive"), "interactive", help="keep stdin open"),
+    Opt(("-t", "--tty"), "tty", help="allocate a pseudo-terminal"),
+    Opt(("--name", "-name"), "name", True, help="name the container", metavar="NAME"),
+    Opt(("--rm",), "rm", help="remove the container when it exits"),
+    Opt(("-e", "--env", "-env"), "env", True, True, "set an environment variable", "KEY=VAL"),
+    Opt(("--env-file",), "env_file", True, True, "read KEY=VAL lines from a file", "FILE"),
+    Opt(("-w", "--workdir"), "workdir", True, help="working directory inside", metavar="DIR"),
+    Opt(("-h", "--hostname"), "hostname", True, help="hostname (default: the short ID)", metavar="NAME"),
+    Opt(("-v", "--volume", "-volume"), "volume", True, True, "bind mount", "HOST:CTR[:ro]"),
+    Opt(("--stop-timeout",), "stop_timeout", True, help="seconds before SIGKILL on stop", metavar="N"),
+    Opt(("--network", "--net", "-network"), "network", True, help="network: none, host or NAME", metavar="NET"),
+    Opt(("-p", "--publish", "-port"), "publish", True, True, "publish HOST:CTR[/tcp|udp]", "PORTS"),
+    Opt(("-m", "--memory", "-mem"), "memory", True, help="memory limit (b, k, m, g)", metavar="SIZE"),
+    Opt(("--memory-swap",), "memory_swap", True, help="memory+swap limit, -1 unlimited", metavar="SIZE"),
+    Opt(("-cpu",), "cpu_quota", True, help="CFS quota, µs per 100000 µs period", metavar="N"),
+    Opt(("--cpus",), "cpus", True, help="CPUs' worth of quota", metavar="F"),
+    Opt(("--cpu-shares", "-c"), "cpu_shares", True, help="relative CPU weight", metavar="N"),
+    Opt(("--cpuset-cpus", "-cpuset"), "cpuset_cpus", True, help="CPUs allowed (0-1, 0,1)", metavar="LIST"),
+    Opt(("--pids-limit",), "pids_limit", True, help="process limit", metavar="N"),
+    Opt(("--help",), "help", help="show this help"),
+]
+SUMMARY = "Run a command in a new container (COMMAND defaults to /bin/sh)."
+
+
+def build_request(argv: list[str]) -> dict[str, Any]:
+    p = parse(PROG, OPTS, argv, stop_at_positional=True)
+    if not p.args:
+        raise UsageError(f"{PROG}: requires an IMAGE (see basin run --help)")
+    image, command = p.args[0], p.args[1:]
+    if command and not command[0]:
+        raise UsageError(f"{PROG}: the command must not be empty")
+    if p.get("name") is not None:
+        spec.validate_name(p.get("name"))
+    if p.get("hostname") is not None:
+        spec.validate_hostname(p.get("hostname"))
+    env: list[str] = []
+    for f in p.get("env_file"):
+        env += spec.read_env_file(f)
+    env = spec.parse_env(env + p.get("env"), lookup=dict(os.environ))
+    for v in p.get("volume"):
+        spec.parse_volume(v)
+    req: dict[str, Any] = {
+        "op": "run",
+        "image": image,
+        "argv": command or ["/bin/sh"],
+        "name": p.get("name"),
+        "env": env,
+        "workdir": p.get("workdir"),
+        "hostname": p.get("hostname"),
+        "volumes": p.get("volume"),
+        "tty": bool(p.get("tty")),
+        "interactive": bool(p.get("interactive")),
+        "auto_remove": bool(p.get("rm")),
+        "network": p.get("network"),
+        "publish": p.get("publish"),
+        "wait": not p.get("detach"),
+        "limits": _limits(p.values),
+    }
+    if p.get("workdir") is not None and not str(p.get("workdir")).startswith("/"):
+        raise UsageError(f"{PROG}: the working directory must be an absolute path")
+    if p.get("stop_timeout") is not None:
+        req["stop_timeout"] = spec.validate_stop_timeout(p.get("stop_timeout"))
+    return req
+
+
+def _limits(values: dict[str, Any]) -> dict[str, Any]:
+    keys = ("memory", "memory_swap", "cpu_quota", "cpus", "cpu_shares", "cpuset_cpus", "pids_limit")
+    if not any(values.get(k) is not None for k in keys):
+        return {}
+    from basin.limits import limits_from_options
+
+    return limits_from_options(**{k: values.get(k) for k in keys}).to_json()
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["--help"] or (argv and "--help" in argv[: _first_positional(argv)]):
+        print(usage(PROG, SUMMARY, OPTS, "IMAGE [COMMAND [ARG...]]"))
+        return 0
+    req = build_request(argv)
+    paths = Paths.from_env()
+    if req["tty"] or req["interactive"]:
+        raise BasinError(f"{PROG}: -i and -t are not supported yet")
+    if not req["wait"]:
+        reply = client.call(paths, req)
+        print(reply["id"])
+        return 0
+    return _foreground(paths, req)
+
+
+def _first_positional(argv: list[str]) -> int:
+    takes_value = {n for o in OPTS if o.value for n in o.names}
+    i = 0
+    while i < len(argv):
+        if argv[i] in takes_value:
+            i += 2
+            continue
+        if not argv[i].startswith("-"):
+            return i
+        i += 1
+    return len(argv)
+
+
+def _foreground(paths: Paths, req: dict[str, Any]) -> int:
+    """Stream the container's log to our stdout/stderr until it exits; exit with its code."""
+    follower: output.LogFollower | None = None
+    code = 125
+
+    def pump() -> None:
+        if follower is not None:
+            follower.pump()
+
+    for reply in client.request(paths, req, idle=pump):
+        if reply["type"] == "started":
+            follower = output.LogFollower(paths.container_log(reply["id"]))
+            continue
+        if reply["type"] == "error":
+            if follower is not None:
+                follower.drain()
+            print(f"basin: {reply['error']}", file=sys.stderr)
+            return int(reply.get("code", 125))
+        code = int(reply["exit_code"])
+    if follower is not None:
+        follower.drain()
+    return code

@@ -1,0 +1,1 @@
+"""The trio supervisor: spawns, reaps and relays containers; serves the control FIFO."""

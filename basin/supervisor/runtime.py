@@ -1,0 +1,326 @@
+"""Container lifecycle inside the supervisor: create, start, watch, stop, remove."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import trio
+
+from basin import logfile, records, spec
+from basin.cgroups import CgroupBackend, Limits
+from basin.errors import BasinError, Conflict
+from basin.paths import Paths
+from basin.records import EXITED, RUNNING, STOPPED, Container
+from basin.supervisor.logwriter import JsonLogWriter
+from basin.supervisor.zygote_client import Zygote
+
+log = structlog.get_logger()
+
+# a partial line (a prompt) is written to the log once the container is quiet this long
+PARTIAL_FLUSH_S = 0.05
+
+
+def now_iso() -> str:
+    return logfile.timestamp()
+
+
+def exit_code_of(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+@dataclass
+class Live:
+    """What the supervisor holds for a running container besides its record."""
+
+    pidfd: int
+    exited: trio.Event = field(default_factory=trio.Event)
+    stop_requested: str = ""
+    done: trio.Event = field(default_factory=trio.Event)  # output drained, record final
+
+
+class Runtime:
+    def __init__(self, paths: Paths, zygote: Zygote, cgroups: CgroupBackend | None) -> None:
+        self.paths = paths
+        self.zygote = zygote
+        self.cgroups = cgroups
+        self.containers: dict[str, Container] = {}
+        self.live: dict[str, Live] = {}
+        self.nursery: trio.Nursery | None = None
+
+    # ---- lookup -----------------------------------------------------------------------
+    def load(self) -> None:
+        for ctr in records.load_all(self.paths, warn=False):
+            if ctr.state.status == RUNNING and not records.alive(ctr.state):
+                # its supervisor died and so did it: we cannot know its code
+                ctr.state.status = EXITED
+                ctr.state.exit_code = ctr.state.exit_code if ctr.state.exit_code is not None else 255
+                ctr.state.error = "exited while no supervisor was running"
+                records.save_state(self.paths, ctr)
+            self.containers[ctr.id] = ctr
+
+    def find(self, ref: str) -> Container:
+        return records.resolve(list(self.containers.values()), ref)
+
+    def name_taken(self, name: str) -> bool:
+        return any(c.name == name for c in self.containers.values())
+
+    # ---- create -----------------------------------------------------------------------
+    async def create(self, req: dict[str, Any]) -> Container:
+        from basin import image as images
+
+        argv = req.get("argv") or ["/bin/sh"]
+        if not all(isinstance(a, str) for a in argv) or not argv[0]:
+            raise BasinError("the command must not be empty")
+        name = spec.validate_name(req["name"]) if req.get("name") else spec.random_name()
+        if self.name_taken(name):
+            raise Conflict(f"the container name {name!r} is already in use")
+        img = await trio.to_thread.run_sync(images.resolve, self.paths, str(req.get("image", "")))
+        volumes = [spec.parse_volume(v) for v in req.get("volumes", [])]
+        cid = spec.new_id()
+        hostname = spec.validate_hostname(req["hostname"]) if req.get("hostname") else cid[:12]
+        tty = bool(req.get("tty"))
+        env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
+        limits = Limits.from_json(req.get("limits"))
+        config = {
+            "id": cid,
+            "name": name,
+            "image": img.name,
+            "rootfs": str(img.rootfs),
+            "argv": argv,
+            "env": env,
+            "workdir": req.get("workdir") or "/",
+            "hostname": hostname,
+            "volumes": volumes,
+            "tty": tty,
+            "interactive": bool(req.get("interactive")),
+            "auto_remove": bool(req.get("auto_remove")),
+            "stop_timeout": spec.validate_stop_timeout(req.get("stop_timeout", 10)),
+            "limits": limits.to_json(),
+            "network": req.get("network") or "none",
+            "created": now_iso(),
+        }
+        ctr = Container(id=cid, name=name, config=config)
+        d = self.paths.container(cid)
+        d.mkdir(parents=True)
+        for sub in ("upper", "work", "merged"):
+            (d / sub).mkdir()
+        records.save_config(self.paths, ctr)
+        records.save_state(self.paths, ctr)
+        self.containers[cid] = ctr
+        log.info("container.created", container=cid[:12], name=name, image=img.name)
+        return ctr
+
+    # ---- start ------------------------------------------------------------------------
+    async def start(self, ctr: Container) -> Live:
+        """Spawn, configure, release; return once the command has exec'd (or raise)."""
+        assert self.nursery is not None
+        c = ctr.config
+        d = self.paths.container(ctr.id)
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        go_r, go_w = os.pipe2(os.O_CLOEXEC)
+        st_r, st_w = os.pipe2(os.O_CLOEXEC)
+        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        child_fds = [null, out_w, err_w, go_r, st_w]
+        zspec = {
+            "id": ctr.id,
+            "fds": ["stdin", "stdout", "stderr", "go", "status"],
+            "rootfs": {
+                "lower": c["rootfs"],
+                "upper": str(d / "upper"),
+                "work": str(d / "work"),
+                "merged": str(d / "merged"),
+                "overlay": True,
+            },
+            "volumes": c["volumes"],
+            "hostname": c["hostname"],
+            "argv": c["argv"],
+            "env": c["env"],
+            "workdir": c["workdir"],
+            "tty": False,
+            "netns": c["network"] != "host",
+        }
+        pid = 0
+        pidfd = -1
+        try:
+            if self.cgroups is not None:
+                await trio.to_thread.run_sync(self.cgroups.create, ctr.id, Limits.from_json(c["limits"]))
+            try:
+                pid = await self.zygote.spawn(zspec, child_fds)
+            finally:
+                for fd in child_fds:
+                    os.close(fd)
+            pidfd = os.pidfd_open(pid)
+            ctr.state.pid = pid
+            ctr.state.start_ticks = records.start_ticks(pid)
+            if self.cgroups is not None:
+                self.cgroups.add(ctr.id, pid)
+            os.write(go_w, b"g")
+        except BaseException:
+            os.close(go_w)  # the child reads EOF and gives up
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            for fd in (out_r, err_r, st_r, pidfd):
+                if fd >= 0:
+                    os.close(fd)
+            await self._release(ctr)
+            raise
+        os.close(go_w)
+        live = Live(pidfd=pidfd)
+        self.live[ctr.id] = live
+        status = await _read_all(st_r)
+        os.close(st_r)
+        ctr.state.started_at = now_iso()
+        ctr.state.status = RUNNING
+        failure: dict[str, Any] | None = json.loads(status) if status else None
+        if failure:
+            ctr.state.error = failure["error"]
+        records.save_state(self.paths, ctr)
+        self.nursery.start_soon(self._watch, ctr, live, out_r, err_r)
+        if failure:
+            log.warning("container.start_failed", container=ctr.short_id, error=failure["error"])
+            await live.done.wait()
+            raise BasinError(failure["error"], int(failure["code"]))
+        log.info("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
+        return live
+
+    async def _watch(self, ctr: Container, live: Live, out_r: int, err_r: int) -> None:
+        writer = JsonLogWriter(self.paths.container_log(ctr.id))
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(_relay, out_r, "stdout", writer)
+                n.start_soon(_relay, err_r, "stderr", writer)
+                await trio.lowlevel.wait_readable(live.pidfd)
+                _, status = os.waitpid(ctr.state.pid, 0)
+                live.exited.set()
+        finally:
+            writer.close()
+            os.close(live.pidfd)
+        await self._finish(ctr, live, exit_code_of(status))
+
+    async def _finish(self, ctr: Container, live: Live, code: int) -> None:
+        s = ctr.state
+        s.exit_code = code
+        s.finished_at = now_iso()
+        s.status = STOPPED if live.stop_requested else EXITED
+        s.stopped_by = live.stop_requested
+        if self.cgroups is not None:
+            try:
+                s.oom_killed = await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id)
+            except OSError:
+                pass
+        await self._release(ctr)
+        records.save_state(self.paths, ctr)
+        self.live.pop(ctr.id, None)
+        log.info(
+            "container.exited", container=ctr.short_id, name=ctr.name, exit_code=code,
+            oom_killed=s.oom_killed, stopped_by=s.stopped_by or None,
+        )
+        live.done.set()
+        if ctr.config.get("auto_remove"):
+            await self.remove(ctr, force=False)
+
+    async def _release(self, ctr: Container) -> None:
+        """Give back the kernel objects a container holds while it runs."""
+        if self.cgroups is not None:
+            await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+
+    # ---- stop / remove ----------------------------------------------------------------
+    async def stop(self, ctr: Container, timeout: int | None, by: str = "stop") -> None:
+        live = self.live.get(ctr.id)
+        if live is None:
+            return
+        live.stop_requested = live.stop_requested or by
+        grace = ctr.config.get("stop_timeout", 10) if timeout is None else timeout
+        log.info("container.stopping", container=ctr.short_id, name=ctr.name, by=by, timeout=grace)
+        if grace > 0:
+            _signal(live, signal.SIGTERM)
+            with trio.move_on_after(grace):
+                await live.exited.wait()
+        if not live.exited.is_set():
+            _signal(live, signal.SIGKILL)
+        await live.done.wait()
+
+    async def remove(self, ctr: Container, force: bool) -> None:
+        if ctr.id in self.live:
+            if not force:
+                raise Conflict(
+                    f"cannot remove running container {ctr.name}: stop it first or use rm -f"
+                )
+            await self.stop(ctr, 0, by="rm -f")
+        if ctr.id not in self.containers:
+            return  # removed meanwhile (an --rm container that a stop just ended)
+        del self.containers[ctr.id]
+        await self._release(ctr)
+        await trio.to_thread.run_sync(_remove_tree, self.paths.container(ctr.id))
+        log.info("container.removed", container=ctr.short_id, name=ctr.name)
+
+
+def _signal(live: Live, sig: int) -> None:
+    if live.exited.is_set():
+        return  # reaped already: its pidfd may be closed
+    try:
+        signal.pidfd_send_signal(live.pidfd, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _remove_tree(path: os.PathLike[str]) -> None:
+    for attempt in range(50):
+        try:
+            shutil.rmtree(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == 49:
+                raise
+            time.sleep(0.02)
+
+
+async def _read_all(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+async def _relay(fd: int, stream: str, writer: JsonLogWriter) -> None:
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            if writer.pending(stream):
+                with trio.move_on_after(PARTIAL_FLUSH_S) as scope:
+                    await trio.lowlevel.wait_readable(fd)
+                if scope.cancelled_caught:
+                    writer.flush(stream)
+                    continue
+            else:
+                await trio.lowlevel.wait_readable(fd)
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            if not data:
+                return
+            writer.feed(stream, data)
+    finally:
+        os.close(fd)
