@@ -94,7 +94,8 @@ def _image_dir(paths: Paths, name: str) -> Path:
 
 
 def _load(paths: Paths, name: str) -> Image:
-    """Read an image record; raise FileNotFoundError or CorruptRecord."""
+    """Read an image record; raise OSError (FileNotFoundError: no such image) or
+    CorruptRecord."""
     d = _image_dir(paths, name)
     data = read_json(d / "image.json")
     try:
@@ -128,7 +129,7 @@ def get(paths: Paths, name: str) -> Image:
         return _load(paths, name)
     except (FileNotFoundError, NotADirectoryError):
         raise NotFound(f"no such image: {name}") from None
-    except CorruptRecord:
+    except (CorruptRecord, OSError):
         raise BasinError(
             f"image {name} has a corrupt record; remove it with 'basin image rm {name}'"
         ) from None
@@ -165,12 +166,13 @@ def _rmtree(path: Path) -> None:
         return
     except PermissionError:
         # Only reachable without CAP_DAC_OVERRIDE: open up the directories and retry.
+        # The walk is top-down, so each directory is opened up before it is entered.
+        os.chmod(path, 0o700)
         for top, dirs, _ in os.walk(path):
             for d in dirs:
                 p = os.path.join(top, d)
                 if not os.path.islink(p):
                     os.chmod(p, 0o700)
-        os.chmod(path, 0o700)
         shutil.rmtree(path)
 
 
@@ -183,9 +185,15 @@ def import_tar(paths: Paths, tar: Path, name: str | None = None) -> Image:
 
 
 def _import(paths: Paths, tar: Path, name: str | None, *, exist_ok: bool) -> Image:
-    name = validate_name(name if name is not None else default_name(tar))
-    if not tar.is_file():
+    if name is None:
+        name = default_name(tar)
+        if len(name) > NAME_MAX or not NAME_RE.fullmatch(name):
+            raise BasinError(f"cannot name an image after {tar.name!r}; give a NAME")
+    validate_name(name)
+    if not tar.exists():
         raise BasinError(f"cannot import {tar}: no such file")
+    if not tar.is_file():
+        raise BasinError(f"cannot import {tar}: not a regular file")
     with _locked(paths):
         final = _image_dir(paths, name)
         if final.exists():
