@@ -63,7 +63,8 @@ def _paths(roots: Iterable[Path]) -> set[str]:
         for sub in ("containers", "networks"):
             d = root / sub
             if d.is_dir():
-                out.update(f"path {p}" for p in d.iterdir())
+                # the networks' flock file is not state: it stays like the directory
+                out.update(f"path {p}" for p in d.iterdir() if p.name != ".lock")
     return out
 
 
