@@ -5,6 +5,7 @@ few milliseconds. Starts a supervisor in the background when none answers."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -109,10 +110,8 @@ def request(
         yield from _replies(paths, rfd, idle)
     finally:
         os.close(rfd)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(reply_path)
-        except FileNotFoundError:
-            pass
 
 
 def _replies(paths: Paths, rfd: int, idle: Callable[[], None] | None) -> Iterator[dict[str, Any]]:

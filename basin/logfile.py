@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from typing import Any
 
 # docker splits a line longer than this into partial records (no trailing newline).
@@ -23,7 +24,9 @@ def timestamp(ns: int | None = None) -> str:
 
 def encode(stream: str, chunk: bytes, when: str) -> bytes:
     return (
-        json.dumps({"log": chunk.decode("utf-8", "surrogateescape"), "stream": stream, "time": when})
+        json.dumps(
+            {"log": chunk.decode("utf-8", "surrogateescape"), "stream": stream, "time": when}
+        )
         + "\n"
     ).encode()
 
@@ -55,9 +58,8 @@ def parse_time(value: str) -> float:
 
     head, _, frac = value.rstrip("Z").partition(".")
     dt = datetime.strptime(head, "%Y-%m-%dT%H:%M:%S")
-    from datetime import timezone
 
-    return dt.replace(tzinfo=timezone.utc).timestamp() + float(f"0.{frac or '0'}")
+    return dt.replace(tzinfo=UTC).timestamp() + float(f"0.{frac or '0'}")
 
 
 def decode_line(line: bytes) -> dict[str, Any] | None:

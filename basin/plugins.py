@@ -12,7 +12,10 @@ if TYPE_CHECKING:
     from basin.network import NetworkDriver
 
 _BUILTIN = {
-    "basin.cgroup_backends": {"v1": "plugins.cgroups.v1:CgroupV1", "v2": "plugins.cgroups.v2:CgroupV2"},
+    "basin.cgroup_backends": {
+        "v1": "plugins.cgroups.v1:CgroupV1",
+        "v2": "plugins.cgroups.v2:CgroupV2",
+    },
     "basin.network_drivers": {"bridge": "plugins.network.bridge:BridgeDriver"},
 }
 
@@ -43,6 +46,7 @@ def load_network_driver(name: str) -> NetworkDriver:
     from basin.errors import BasinError
 
     if name not in available("basin.network_drivers"):
-        raise BasinError(f"unknown network driver {name!r} (available: {', '.join(available('basin.network_drivers'))})")
+        known = ", ".join(available("basin.network_drivers"))
+        raise BasinError(f"unknown network driver {name!r} (available: {known})")
     driver: NetworkDriver = _load("basin.network_drivers", name)()
     return driver

@@ -121,7 +121,9 @@ def load_all(paths: Paths, warn: bool = True) -> list[Container]:
             continue  # being created or removed right now
         except (CorruptRecord, KeyError, TypeError) as e:
             if warn:
-                print(f"basin: skipping unreadable container record {cid[:12]}: {e}", file=sys.stderr)
+                print(
+                    f"basin: skipping unreadable container record {cid[:12]}: {e}", file=sys.stderr
+                )
     out.sort(key=lambda c: c.config.get("created", ""))
     return out
 

@@ -72,11 +72,15 @@ def mount_proc_dev_sys(root: str) -> None:
         sc.mount(f"/dev/{name}", node, None, sc.MS_BIND)
     pts = os.path.join(dev, "pts")
     _mkdirs(pts)
-    sc.mount("devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620")
+    sc.mount(
+        "devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"
+    )
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     shm = os.path.join(dev, "shm")
     _mkdirs(shm)
-    sc.mount("shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k")
+    sc.mount(
+        "shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k"
+    )
     os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
     for i, name in enumerate(("stdin", "stdout", "stderr")):
         os.symlink(f"/proc/self/fd/{i}", os.path.join(dev, name))

@@ -14,14 +14,49 @@ NAME_RE = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*\Z")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 HOSTNAME_RE = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})\Z")
 
-_ADJECTIVES = "brave calm eager fancy gentle happy jolly keen lucid merry nimble proud quiet swift tidy witty".split()
-_NOUNS = "otter heron lynx marten osprey puffin raven stoat tern vole wren badger bison crane finch gecko".split()
+_ADJECTIVES = [
+    "brave",
+    "calm",
+    "eager",
+    "fancy",
+    "gentle",
+    "happy",
+    "jolly",
+    "keen",
+    "lucid",
+    "merry",
+    "nimble",
+    "proud",
+    "quiet",
+    "swift",
+    "tidy",
+    "witty",
+]
+_NOUNS = [
+    "otter",
+    "heron",
+    "lynx",
+    "marten",
+    "osprey",
+    "puffin",
+    "raven",
+    "stoat",
+    "tern",
+    "vole",
+    "wren",
+    "badger",
+    "bison",
+    "crane",
+    "finch",
+    "gecko",
+]
 
 
 def validate_name(name: str) -> str:
     if not NAME_RE.match(name) or len(name) > 128:
         raise BasinError(
-            f"invalid container name {name!r}: use letters, digits, '_', '.', '-', starting with a letter or digit"
+            f"invalid container name {name!r}: use letters, digits, '_', '.', '-',"
+            " starting with a letter or digit"
         )
     return name
 
@@ -74,7 +109,11 @@ def parse_volume(spec: str) -> dict[str, Any]:
         raise BasinError(f"invalid volume {spec!r}: cannot mount over the container's root")
     if not os.path.exists(host):
         raise BasinError(f"invalid volume {spec!r}: host path {host} does not exist")
-    return {"host": os.path.realpath(host), "container": os.path.normpath(container), "ro": mode == "ro"}
+    return {
+        "host": os.path.realpath(host),
+        "container": os.path.normpath(container),
+        "ro": mode == "ro",
+    }
 
 
 def validate_hostname(name: str) -> str:

@@ -4,6 +4,8 @@ leaves a mount, link, cgroup, rule, process or state file behind."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ if os.geteuid() != 0:  # the integration tests need namespaces, mounts and cgrou
 
 @pytest.fixture(autouse=True)
 def no_leaks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
-    roots = [tmp_path]
+    roots = [tmp_path / "root", tmp_path / "run"]
     before = leaks.snapshot(roots)
     yield
     # processes may take a moment to be reaped after the last test step
@@ -29,3 +31,69 @@ def no_leaks(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[None]:
             break
         time.sleep(0.05)
     assert not left, "test leaked:\n" + "\n".join(sorted(left))
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from basin import busybox
+
+    out = tmp_path_factory.mktemp("image") / "busybox.tar"
+    busybox.build(out)
+    return out
+
+
+class Basin:
+    """Runs the real `basin` command against this test's own state root."""
+
+    def __init__(self, root: Path, run: Path) -> None:
+        self.env = {**os.environ, "BASIN_ROOT": str(root), "BASIN_RUN": str(run)}
+        self.root = root
+        self.run_dir = run
+
+    def __call__(
+        self, *args: str, timeout: float = 60, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "basin", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=None if input is None else input.decode(),
+        )
+
+    def ok(self, *args: str, timeout: float = 60) -> str:
+        res = self(*args, timeout=timeout)
+        assert res.returncode == 0, f"basin {' '.join(args)} -> {res.returncode}: {res.stderr}"
+        return res.stdout
+
+    def supervisor_pid(self) -> int | None:
+        try:
+            return int((self.run_dir / "supervisor.pid").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def cleanup(self) -> None:
+        ids = self("ps", "-q", "--no-trunc").stdout.split()
+        if ids:
+            self("rm", "-f", *ids)
+        pid = self.supervisor_pid()
+        if pid is not None:
+            self("supervisor", "stop", "--force")
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.02)
+
+
+@pytest.fixture
+def basin(tmp_path: Path, busybox_tar: Path) -> Iterator[Basin]:
+    b = Basin(tmp_path / "root", tmp_path / "run")
+    b.ok("image", "import", str(busybox_tar), "busybox")
+    try:
+        yield b
+    finally:
+        b.cleanup()

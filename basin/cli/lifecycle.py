@@ -9,7 +9,13 @@ from basin.cli.options import Opt, UsageError, parse, parse_int, usage
 from basin.paths import Paths
 
 STOP_OPTS = [
-    Opt(("-t", "--time", "--timeout"), "time", True, help="seconds before SIGKILL (default 10)", metavar="N"),
+    Opt(
+        ("-t", "--time", "--timeout"),
+        "time",
+        True,
+        help="seconds before SIGKILL (default 10)",
+        metavar="N",
+    ),
     Opt(("-h", "--help"), "help", help="show this help"),
 ]
 RM_OPTS = [
@@ -33,7 +39,14 @@ def stop_main(argv: list[str]) -> int:
     prog = "basin stop"
     p = parse(prog, STOP_OPTS, argv)
     if p.get("help"):
-        print(usage(prog, "Stop containers: SIGTERM, then SIGKILL after the timeout.", STOP_OPTS, "NAME..."))
+        print(
+            usage(
+                prog,
+                "Stop containers: SIGTERM, then SIGKILL after the timeout.",
+                STOP_OPTS,
+                "NAME...",
+            )
+        )
         return 0
     if not p.args:
         raise UsageError(f"{prog}: requires at least one container")
@@ -48,9 +61,15 @@ def rm_main(argv: list[str]) -> int:
     prog = "basin rm"
     p = parse(prog, RM_OPTS, argv)
     if p.get("help"):
-        print(usage(prog, "Remove containers and everything they hold on the host.", RM_OPTS, "NAME..."))
+        print(
+            usage(
+                prog, "Remove containers and everything they hold on the host.", RM_OPTS, "NAME..."
+            )
+        )
         return 0
     if not p.args:
         raise UsageError(f"{prog}: requires at least one container")
-    reply = client.call(Paths.from_env(), {"op": "rm", "refs": p.args, "force": bool(p.get("force"))})
+    reply = client.call(
+        Paths.from_env(), {"op": "rm", "refs": p.args, "force": bool(p.get("force"))}
+    )
     return _report(reply["results"])

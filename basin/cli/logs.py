@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from basin import logfile, records
 from basin.cli.options import Opt, UsageError, parse, parse_int, usage
@@ -16,7 +16,13 @@ PROG = "basin logs"
 OPTS = [
     Opt(("-f", "--follow"), "follow", help="follow until the container exits"),
     Opt(("-n", "--tail"), "tail", True, help="only the last N lines", metavar="N"),
-    Opt(("--since",), "since", True, help="only since TIME (RFC 3339, or 10s, 5m, 2h)", metavar="TIME"),
+    Opt(
+        ("--since",),
+        "since",
+        True,
+        help="only since TIME (RFC 3339, or 10s, 5m, 2h)",
+        metavar="TIME",
+    ),
     Opt(("-t", "--timestamps"), "timestamps", help="prefix each line with its time"),
     Opt(("-h", "--help"), "help", help="show this help"),
 ]
@@ -34,9 +40,11 @@ def parse_since(value: str, now: float | None = None) -> float:
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise UsageError(f"{PROG}: cannot read --since {value!r}: use RFC 3339 or 10s/5m/2h") from None
+        raise UsageError(
+            f"{PROG}: cannot read --since {value!r}: use RFC 3339 or 10s/5m/2h"
+        ) from None
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return dt.timestamp()
 
 

@@ -39,7 +39,10 @@ def usage() -> str:
 
 
 def init_main(argv: list[str]) -> int:
-    print("basin init is internal: the supervisor's zygote sets containers up; nothing to run", file=sys.stderr)
+    print(
+        "basin init is internal: the supervisor's zygote sets containers up; nothing to run",
+        file=sys.stderr,
+    )
     return 125
 
 

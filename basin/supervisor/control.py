@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
@@ -50,7 +51,9 @@ def open_reply(paths: Paths, name: object) -> int | None:
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         return None
     try:
-        fd = os.open(paths.replies / name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(
+            paths.replies / name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+        )
     except OSError:
         return None
     st = os.fstat(fd)
@@ -68,10 +71,8 @@ class ControlServer:
     def create_fifo(self) -> None:
         self.paths.replies.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.paths.replies, 0o700)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.paths.control)
-        except FileNotFoundError:
-            pass
         os.mkfifo(self.paths.control, 0o600)
 
     async def serve(self, nursery: trio.Nursery) -> None:
@@ -119,6 +120,8 @@ class ControlServer:
         finally:
             await reply.close()
             log.debug(
-                "request.handled", request=op, outcome=outcome,
+                "request.handled",
+                request=op,
+                outcome=outcome,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
             )

@@ -28,7 +28,9 @@ class TeeLogger:
     log = debug = info = warning = error = critical = exception = msg
 
 
-def configure(log_path: os.PathLike[str] | None, foreground: bool, level: str | None = None) -> None:
+def configure(
+    log_path: os.PathLike[str] | None, foreground: bool, level: str | None = None
+) -> None:
     files: list[Any] = []
     if log_path is not None:
         files.append(open(log_path, "a", buffering=1, encoding="utf-8"))  # noqa: SIM115

@@ -99,7 +99,9 @@ class Supervisor:
         running = [c for c in self.rt.containers.values() if c.id in self.rt.live]
         if running and not req.get("force"):
             names = ", ".join(c.name for c in running)
-            raise Conflict(f"{len(running)} container(s) running ({names}): stop them or use --force")
+            raise Conflict(
+                f"{len(running)} container(s) running ({names}): stop them or use --force"
+            )
         async with trio.open_nursery() as n:
             for c in running:
                 n.start_soon(self.rt.stop, c, 0, "supervisor stop")
@@ -117,7 +119,9 @@ class Supervisor:
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:
                     nursery.start_soon(server.serve, nursery)
                     log.info(
-                        "supervisor.started", version=__version__, pid=os.getpid(),
+                        "supervisor.started",
+                        version=__version__,
+                        pid=os.getpid(),
                         cgroups=getattr(self.rt.cgroups, "name", None),
                         containers=len(self.rt.containers),
                     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -63,7 +64,9 @@ class Runtime:
             if ctr.state.status == RUNNING and not records.alive(ctr.state):
                 # its supervisor died and so did it: we cannot know its code
                 ctr.state.status = EXITED
-                ctr.state.exit_code = ctr.state.exit_code if ctr.state.exit_code is not None else 255
+                ctr.state.exit_code = (
+                    ctr.state.exit_code if ctr.state.exit_code is not None else 255
+                )
                 ctr.state.error = "exited while no supervisor was running"
                 records.save_state(self.paths, ctr)
             self.containers[ctr.id] = ctr
@@ -154,7 +157,9 @@ class Runtime:
         pidfd = -1
         try:
             if self.cgroups is not None:
-                await trio.to_thread.run_sync(self.cgroups.create, ctr.id, Limits.from_json(c["limits"]))
+                await trio.to_thread.run_sync(
+                    self.cgroups.create, ctr.id, Limits.from_json(c["limits"])
+                )
             try:
                 pid = await self.zygote.spawn(zspec, child_fds)
             finally:
@@ -216,16 +221,18 @@ class Runtime:
         s.status = STOPPED if live.stop_requested else EXITED
         s.stopped_by = live.stop_requested
         if self.cgroups is not None:
-            try:
+            with contextlib.suppress(OSError):
                 s.oom_killed = await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id)
-            except OSError:
-                pass
         await self._release(ctr)
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
         log.info(
-            "container.exited", container=ctr.short_id, name=ctr.name, exit_code=code,
-            oom_killed=s.oom_killed, stopped_by=s.stopped_by or None,
+            "container.exited",
+            container=ctr.short_id,
+            name=ctr.name,
+            exit_code=code,
+            oom_killed=s.oom_killed,
+            stopped_by=s.stopped_by or None,
         )
         live.done.set()
         if ctr.config.get("auto_remove"):
@@ -270,10 +277,8 @@ class Runtime:
 def _signal(live: Live, sig: int) -> None:
     if live.exited.is_set():
         return  # reaped already: its pidfd may be closed
-    try:
+    with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(live.pidfd, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:
@@ -291,7 +296,7 @@ def _remove_tree(path: os.PathLike[str]) -> None:
 
 async def _read_all(fd: int) -> bytes:
     os.set_blocking(fd, False)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         await trio.lowlevel.wait_readable(fd)
         try:
