@@ -20,6 +20,7 @@ from basin.cgroups import CgroupBackend, Limits
 from basin.errors import BasinError, Conflict
 from basin.paths import Paths
 from basin.records import EXITED, RUNNING, STOPPED, Container
+from basin.supervisor.events import Events
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.zygote_client import Zygote
 
@@ -57,6 +58,7 @@ class Runtime:
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.nursery: trio.Nursery | None = None
+        self.events = Events()
 
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
@@ -120,7 +122,7 @@ class Runtime:
         records.save_config(self.paths, ctr)
         records.save_state(self.paths, ctr)
         self.containers[cid] = ctr
-        log.info("container.created", container=cid[:12], name=name, image=img.name)
+        self.events.emit("container.created", container=cid[:12], name=name, image=img.name)
         return ctr
 
     # ---- start ------------------------------------------------------------------------
@@ -170,6 +172,7 @@ class Runtime:
             ctr.state.start_ticks = records.start_ticks(pid)
             if self.cgroups is not None:
                 self.cgroups.add(ctr.id, pid)
+            await self._setup_network(ctr, pid)
             os.write(go_w, b"g")
         except BaseException:
             os.close(go_w)  # the child reads EOF and gives up
@@ -194,10 +197,16 @@ class Runtime:
         records.save_state(self.paths, ctr)
         self.nursery.start_soon(self._watch, ctr, live, out_r, err_r)
         if failure:
-            log.warning("container.start_failed", container=ctr.short_id, error=failure["error"])
+            self.events.emit(
+                "container.start_failed",
+                "warning",
+                container=ctr.short_id,
+                name=ctr.name,
+                error=failure["error"],
+            )
             await live.done.wait()
             raise BasinError(failure["error"], int(failure["code"]))
-        log.info("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
+        self.events.emit("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
         return live
 
     async def _watch(self, ctr: Container, live: Live, out_r: int, err_r: int) -> None:
@@ -206,6 +215,7 @@ class Runtime:
             async with trio.open_nursery() as n:
                 n.start_soon(_relay, out_r, "stdout", writer)
                 n.start_soon(_relay, err_r, "stderr", writer)
+                n.start_soon(self._watch_oom, ctr, live)
                 await trio.lowlevel.wait_readable(live.pidfd)
                 _, status = os.waitpid(ctr.state.pid, 0)
                 live.exited.set()
@@ -226,7 +236,7 @@ class Runtime:
         await self._release(ctr)
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
-        log.info(
+        self.events.emit(
             "container.exited",
             container=ctr.short_id,
             name=ctr.name,
@@ -240,8 +250,23 @@ class Runtime:
 
     async def _release(self, ctr: Container) -> None:
         """Give back the kernel objects a container holds while it runs."""
+        await self._teardown_network(ctr)
         if self.cgroups is not None:
             await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+
+    # ---- network ----------------------------------------------------------------------
+    async def _setup_network(self, ctr: Container, pid: int) -> None:
+        """Connect the container (still waiting on its go pipe) to its network."""
+        net = ctr.config.get("network") or "none"
+        if net not in ("none", "host"):
+            raise BasinError(f"unknown network {net!r}")
+
+    async def _teardown_network(self, ctr: Container) -> None:
+        """Give back the address, veth and port rules. Idempotent."""
+
+    # ---- out of memory ----------------------------------------------------------------
+    async def _watch_oom(self, ctr: Container, live: Live) -> None:
+        """Notice an OOM kill by event while the container runs."""
 
     # ---- stop / remove ----------------------------------------------------------------
     async def stop(self, ctr: Container, timeout: int | None, by: str = "stop") -> None:
@@ -250,7 +275,9 @@ class Runtime:
             return
         live.stop_requested = live.stop_requested or by
         grace = ctr.config.get("stop_timeout", 10) if timeout is None else timeout
-        log.info("container.stopping", container=ctr.short_id, name=ctr.name, by=by, timeout=grace)
+        self.events.emit(
+            "container.stopping", container=ctr.short_id, name=ctr.name, by=by, timeout=grace
+        )
         if grace > 0:
             _signal(live, signal.SIGTERM)
             with trio.move_on_after(grace):
@@ -271,7 +298,7 @@ class Runtime:
         del self.containers[ctr.id]
         await self._release(ctr)
         await trio.to_thread.run_sync(_remove_tree, self.paths.container(ctr.id))
-        log.info("container.removed", container=ctr.short_id, name=ctr.name)
+        self.events.emit("container.removed", container=ctr.short_id, name=ctr.name)
 
 
 def _signal(live: Live, sig: int) -> None:
