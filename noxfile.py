@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
-SOURCES = ["basin", "plugins", "tests", "bench", "noxfile.py"]
+SOURCES = [p for p in ("basin", "plugins", "tests", "bench", "noxfile.py") if os.path.exists(p)]
 
 
 @nox.session

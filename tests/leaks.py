@@ -99,11 +99,4 @@ def _paths(roots: Iterable[Path]) -> set[str]:
 def snapshot(roots: Iterable[Path] = ()) -> set[str]:
     roots = list(roots)
     markers = [str(r) for r in roots]
-    return (
-        _mounts(markers)
-        | _links()
-        | _cgroups()
-        | _rules()
-        | _processes(markers)
-        | _paths(roots)
-    )
+    return _mounts(markers) | _links() | _cgroups() | _rules() | _processes(markers) | _paths(roots)

@@ -75,7 +75,12 @@ def test_root_is_the_overlay_with_proc_dev_sys(basin: Basin) -> None:
     devs = basin.ok("run", "--rm", "busybox", "ls", "/dev").split()
     for name in ("null", "zero", "full", "random", "urandom", "tty", "pts", "shm"):
         assert name in devs
-    assert basin.ok("run", "--rm", "busybox", "sh", "-c", "echo x > /dev/null; head -c 4 /dev/zero | wc -c").strip() == "4"
+    assert (
+        basin.ok(
+            "run", "--rm", "busybox", "sh", "-c", "echo x > /dev/null; head -c 4 /dev/zero | wc -c"
+        ).strip()
+        == "4"
+    )
 
 
 def test_writes_stay_in_the_container(basin: Basin) -> None:
@@ -100,12 +105,22 @@ def test_env_and_arguments_keep_spaces_and_quotes(basin: Basin, tmp_path: Path) 
     envfile = tmp_path / "env"
     envfile.write_text("# comment\nFROM_FILE=file value\n\n")
     out = basin.ok(
-        "run", "--rm", "-e", "GREETING=hello big  world", "-env", "X=1", "--env-file", str(envfile),
-        "busybox", "sh", "-c", 'printf "[%s]" "$GREETING" "$X" "$FROM_FILE"',
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hello big  world",
+        "-env",
+        "X=1",
+        "--env-file",
+        str(envfile),
+        "busybox",
+        "sh",
+        "-c",
+        'printf "[%s]" "$GREETING" "$X" "$FROM_FILE"',
     )
     assert out == "[hello big  world][1][file value]"
     out = basin.ok("run", "--rm", "busybox", "printf", "<%s>", "a b", '"q"', "", "it's", "-x")
-    assert out == "<a b><\"q\"><><it's><-x>"
+    assert out == '<a b><"q"><><it\'s><-x>'
 
 
 def test_workdir(basin: Basin) -> None:
@@ -117,11 +132,27 @@ def test_volumes_rw_and_ro(basin: Basin, tmp_path: Path) -> None:
     host.mkdir()
     (host / "in.txt").write_text("from host\n")
     out = basin.ok(
-        "run", "--rm", "-v", f"{host}:/data", "busybox", "sh", "-c", "cat /data/in.txt; echo back > /data/out.txt"
+        "run",
+        "--rm",
+        "-v",
+        f"{host}:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo back > /data/out.txt",
     )
     assert out == "from host\n"
     assert (host / "out.txt").read_text() == "back\n"
-    res = basin("run", "--rm", "-volume", f"{host}:/ro:ro", "busybox", "sh", "-c", "cat /ro/in.txt; echo no > /ro/x")
+    res = basin(
+        "run",
+        "--rm",
+        "-volume",
+        f"{host}:/ro:ro",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /ro/in.txt; echo no > /ro/x",
+    )
     assert res.returncode != 0
     assert res.stdout == "from host\n"
     assert "Read-only file system" in res.stderr
@@ -129,7 +160,15 @@ def test_volumes_rw_and_ro(basin: Basin, tmp_path: Path) -> None:
 
 
 def test_logs_both_streams_tail_and_timestamps(basin: Basin) -> None:
-    basin.ok("run", "--name", "talk", "busybox", "sh", "-c", "echo out1; echo err1 >&2; echo out2; printf tail")
+    basin.ok(
+        "run",
+        "--name",
+        "talk",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out1; echo err1 >&2; echo out2; printf tail",
+    )
     res = basin("logs", "talk")
     assert res.returncode == 0
     assert res.stdout == "out1\nout2\ntail"
@@ -151,7 +190,16 @@ def test_logs_both_streams_tail_and_timestamps(basin: Basin) -> None:
 
 
 def test_logs_follow_until_exit(basin: Basin) -> None:
-    basin.ok("run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.3; done")
+    basin.ok(
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.3; done",
+    )
     started = time.monotonic()
     out = basin.ok("logs", "-f", "ticker", timeout=20)
     assert out == "1\n2\n3\n"
@@ -189,7 +237,13 @@ def test_stop_sigterm_ignored_by_pid1_is_killed_after_timeout(basin: Basin) -> N
 
 def test_stop_of_pid1_that_traps_sigterm(basin: Basin) -> None:
     basin.ok(
-        "run", "-d", "--name", "polite", "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "polite",
+        "busybox",
+        "sh",
+        "-c",
         "trap 'echo bye; exit 143' TERM; echo ready; while true; do sleep 0.1; done",
     )
     _wait_for_log(basin, "polite", "ready")
@@ -248,9 +302,21 @@ def test_twenty_parallel_clients(basin: Basin) -> None:
 def test_supervisor_is_started_once_for_parallel_first_clients(basin: Basin) -> None:
     assert basin.supervisor_pid() is None
     with ThreadPoolExecutor(8) as pool:
-        outs = list(pool.map(lambda _: basin("run", "--rm", "busybox", "true").returncode, range(8)))
+        outs = list(
+            pool.map(lambda _: basin("run", "--rm", "busybox", "true").returncode, range(8))
+        )
     assert outs == [0] * 8
-    pids = subprocess.run(["pgrep", "-f", f"supervisor.*{basin.run_dir}"], capture_output=True, text=True)
+    marker = f"BASIN_RUN={basin.run_dir}".encode()
+    supervisors = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"supervisor" in cmd and marker in env:
+            supervisors.append(int(pid))
+    assert supervisors == [basin.supervisor_pid()]
     assert basin.supervisor_pid() is not None
 
 
@@ -267,7 +333,13 @@ def test_supervisor_log_is_json_lines(basin: Basin) -> None:
     events = [json.loads(line) for line in lines]
     assert all({"timestamp", "level", "event"} <= e.keys() for e in events)
     names = [e["event"] for e in events]
-    for ev in ("supervisor.started", "container.created", "container.started", "container.exited", "container.removed"):
+    for ev in (
+        "supervisor.started",
+        "container.created",
+        "container.started",
+        "container.exited",
+        "container.removed",
+    ):
         assert ev in names
 
 
@@ -278,5 +350,7 @@ def test_thin_client_imports_nothing_heavy(basin: Basin) -> None:
         "heavy=[m for m in ('trio','prompt_toolkit','pyroute2','structlog') if m in sys.modules];"
         "print('HEAVY', heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=basin.env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=basin.env, capture_output=True, text=True, check=True
+    )
     assert "HEAVY []" in out.stdout

@@ -244,9 +244,9 @@ class Runtime:
             oom_killed=s.oom_killed,
             stopped_by=s.stopped_by or None,
         )
-        live.done.set()
         if ctr.config.get("auto_remove"):
             await self.remove(ctr, force=False)
+        live.done.set()  # after --rm's removal: `run --rm` returns with nothing left
 
     async def _release(self, ctr: Container) -> None:
         """Give back the kernel objects a container holds while it runs."""
