@@ -161,6 +161,7 @@ def _foreground(paths: Paths, req: dict[str, Any]) -> int:
     for reply in client.request(paths, req, idle=pump):
         if reply["type"] == "started":
             follower = output.LogFollower(paths.container_log(reply["id"]))
+            follower.pump()  # opens the log now: it exists from before the container started
             continue
         if reply["type"] == "error":
             if follower is not None:

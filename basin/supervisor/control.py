@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import stat
 import time
 from collections.abc import Awaitable, Callable
@@ -35,6 +36,20 @@ class Reply:
             await self._stream.send_all((json.dumps(msg) + "\n").encode())
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self.close()
+
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until the client closes its end (it has read everything it wanted)."""
+        if self._stream is None:
+            return
+        fd = self._stream.fileno()
+
+        def wait() -> None:
+            # with no events asked for, poll wakes only for POLLERR: the last reader is gone
+            p = select.poll()
+            p.register(fd, 0)
+            p.poll(int(timeout * 1000))
+
+        await trio.to_thread.run_sync(wait)
 
     async def close(self) -> None:
         if self._stream is not None:

@@ -56,15 +56,22 @@ class Supervisor:
     async def run(self, req: dict[str, Any], reply: Reply) -> None:
         ctr = await self.rt.create(req)
         try:
-            live = await self.rt.start(ctr)
+            client_removes = bool(req.get("wait") and ctr.config.get("auto_remove"))
+            live = await self.rt.start(ctr, client_removes)
         except BasinError as e:
-            if e.code == 125 and ctr.id in self.rt.containers:
-                await self.rt.remove(ctr, force=True)  # never leave a half-made container
+            # a container that never ran is half-made: remove it; one whose exec failed (126,
+            # 127) stays to be inspected, as in docker, unless --rm asked otherwise
+            if ctr.id in self.rt.containers and (e.code == 125 or ctr.config.get("auto_remove")):
+                await self.rt.remove(ctr, force=True)
             raise
         await reply.send({"type": "started", "id": ctr.id, "name": ctr.name})
         if req.get("wait"):
             await live.done.wait()
             await reply.send({"type": "result", "id": ctr.id, "exit_code": ctr.state.exit_code})
+            if live.client_removes:
+                # the client reads the log after the result: remove once it let go of the FIFO
+                await reply.wait_closed(timeout=30)
+                await self.rt.remove(ctr, force=False)
         else:
             await reply.send({"type": "result", "id": ctr.id})
 
@@ -148,13 +155,26 @@ def run(paths: Paths, foreground: bool) -> int:
             raise BasinError(f"a supervisor is already running for {paths.run}") from None
         return 0  # another client started one first: that one serves us all
     logconfig.configure(paths.supervisor_log, foreground)
+    if not foreground:
+        # the client that started us would hold our stderr pipe open, and so would the zygote
+        # that inherits it; from here on failures are logged as JSON, never printed
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    zygote = Zygote()
+    try:
+        zygote = Zygote()
+    except OSError:
+        log.exception("supervisor.failed", step="zygote")
+        raise
     try:
         paths.pidfile.write_text(f"{os.getpid()}\n")
         runtime = Runtime(paths, zygote, _cgroup_backend())
         runtime.load()
         trio.run(Supervisor(paths, runtime).main)
+    except Exception:
+        log.exception("supervisor.failed")
+        raise
     finally:
         _cleanup_run_dir(paths)
         zygote.close()

@@ -48,6 +48,8 @@ class Live:
     exited: trio.Event = field(default_factory=trio.Event)
     stop_requested: str = ""
     done: trio.Event = field(default_factory=trio.Event)  # output drained, record final
+    # a foreground `run --rm` client removes the container itself once it has read the log
+    client_removes: bool = False
 
 
 class Runtime:
@@ -126,7 +128,7 @@ class Runtime:
         return ctr
 
     # ---- start ------------------------------------------------------------------------
-    async def start(self, ctr: Container) -> Live:
+    async def start(self, ctr: Container, client_removes: bool = False) -> Live:
         """Spawn, configure, release; return once the command has exec'd (or raise)."""
         assert self.nursery is not None
         c = ctr.config
@@ -136,6 +138,7 @@ class Runtime:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        writer = JsonLogWriter(self.paths.container_log(ctr.id))
         child_fds = [null, out_w, err_w, go_r, st_w]
         zspec = {
             "id": ctr.id,
@@ -182,10 +185,11 @@ class Runtime:
             for fd in (out_r, err_r, st_r, pidfd):
                 if fd >= 0:
                     os.close(fd)
+            writer.close()
             await self._release(ctr)
             raise
         os.close(go_w)
-        live = Live(pidfd=pidfd)
+        live = Live(pidfd=pidfd, client_removes=client_removes)
         self.live[ctr.id] = live
         status = await _read_all(st_r)
         os.close(st_r)
@@ -195,7 +199,7 @@ class Runtime:
         if failure:
             ctr.state.error = failure["error"]
         records.save_state(self.paths, ctr)
-        self.nursery.start_soon(self._watch, ctr, live, out_r, err_r)
+        self.nursery.start_soon(self._watch, ctr, live, out_r, err_r, writer)
         if failure:
             self.events.emit(
                 "container.start_failed",
@@ -209,8 +213,9 @@ class Runtime:
         self.events.emit("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
         return live
 
-    async def _watch(self, ctr: Container, live: Live, out_r: int, err_r: int) -> None:
-        writer = JsonLogWriter(self.paths.container_log(ctr.id))
+    async def _watch(
+        self, ctr: Container, live: Live, out_r: int, err_r: int, writer: JsonLogWriter
+    ) -> None:
         try:
             async with trio.open_nursery() as n:
                 n.start_soon(_relay, out_r, "stdout", writer)
@@ -244,9 +249,9 @@ class Runtime:
             oom_killed=s.oom_killed,
             stopped_by=s.stopped_by or None,
         )
-        if ctr.config.get("auto_remove"):
+        if ctr.config.get("auto_remove") and not live.client_removes:
             await self.remove(ctr, force=False)
-        live.done.set()  # after --rm's removal: `run --rm` returns with nothing left
+        live.done.set()
 
     async def _release(self, ctr: Container) -> None:
         """Give back the kernel objects a container holds while it runs."""
