@@ -1,0 +1,57 @@
+"""8. The internal split of one `basin run`: phase timings that basin prints as JSON on stderr
+when BASIN_TRACE=1, if the runtime has that switch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+from bench import commands
+from bench.context import Context
+from bench.results import Row
+
+NAME = "8 phases of one basin run"
+
+
+def _phases(stderr: bytes) -> list[dict[str, object]]:
+    found = []
+    for line in stderr.decode(errors="replace").splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            found.append(value)
+    return found
+
+
+def _markdown(phases: list[dict[str, object]]) -> str:
+    lines = ["```json", *(json.dumps(p) for p in phases), "```"]
+    return "\n".join(lines)
+
+
+def scenario(ctx: Context) -> list[Row]:
+    b = ctx.basin
+    row = Row(NAME, "basin", error=b.problem)
+    if row.error:
+        ctx.sections.append((NAME, f"not available: {row.error}"))
+        return [row]
+    env = {**b.env, "BASIN_TRACE": "1"}
+    cmd = b.cmd("run", "--rm", "--network", "none", "busybox", "true")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=False)
+    row.samples.append((time.perf_counter() - start) * 1000)
+    if proc.returncode != 0:
+        row.samples.clear()
+        row.fail(commands.error_text(proc.returncode, proc.stderr, proc.stdout))
+        ctx.sections.append((NAME, f"not available: {row.error}"))
+        return [row]
+    phases = _phases(proc.stderr)
+    if phases:
+        row.note = "phases below"
+        ctx.sections.append((NAME, _markdown(phases)))
+    else:
+        row.note = "BASIN_TRACE=1 printed no JSON: not available"
+        ctx.sections.append((NAME, "not available: BASIN_TRACE=1 printed no JSON on stderr"))
+    return [row]
