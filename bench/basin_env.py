@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -23,7 +24,9 @@ SUBNET = "10.234.250.0/24"
 
 
 def basin_command() -> list[str]:
-    return [sys.executable, "-m", "basin"]
+    """`python -m basin` from this tree; BENCH_BASIN (e.g. "basin") names another command."""
+    override = os.environ.get("BENCH_BASIN", "").strip()
+    return shlex.split(override) if override else [sys.executable, "-m", "basin"]
 
 
 @dataclass

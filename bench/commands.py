@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +20,7 @@ class Outcome:
     ok: bool
     error: str
     stdout: bytes
+    stderr: bytes = b""
 
 
 def error_text(returncode: int | None, stderr: bytes, stdout: bytes = b"") -> str:
@@ -36,26 +39,37 @@ def run(
     cwd: Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> Outcome:
-    """Run `cmd` to completion, timing it with perf_counter around subprocess.run."""
-    start = time.perf_counter()
-    try:
-        proc = subprocess.run(
-            list(cmd),
-            env=dict(env) if env is not None else None,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-        )
-    except FileNotFoundError as exc:
-        return Outcome(time.perf_counter() - start, False, f"not installed: {exc.filename}", b"")
-    except subprocess.TimeoutExpired:
-        return Outcome(time.perf_counter() - start, False, f"timed out after {timeout:.0f} s", b"")
-    seconds = time.perf_counter() - start
+    """Run `cmd` to completion, timing it with perf_counter around subprocess.run.
+
+    Output goes to temp files, not pipes: a daemon the command leaves behind (basin's
+    auto-started supervisor) may keep inherited fds open, and a pipe would then never see EOF.
+    """
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                list(cmd),
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                check=False,
+            )
+        except FileNotFoundError as exc:
+            seconds = time.perf_counter() - start
+            return Outcome(seconds, False, f"not installed: {exc.filename}", b"")
+        except subprocess.TimeoutExpired:
+            seconds = time.perf_counter() - start
+            return Outcome(seconds, False, f"timed out after {timeout:.0f} s", b"")
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        return Outcome(seconds, False, error_text(proc.returncode, proc.stderr, proc.stdout), b"")
-    return Outcome(seconds, True, "", proc.stdout)
+        return Outcome(seconds, False, error_text(proc.returncode, stderr, stdout), b"")
+    return Outcome(seconds, True, "", stdout, stderr)
 
 
 def quiet(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60) -> bool:
@@ -68,37 +82,40 @@ def launch_many(
 ) -> Outcome:
     """Start every command at once (one client each), wait for all; time the whole burst."""
     environ = dict(env) if env is not None else dict(os.environ)
-    start = time.perf_counter()
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        for cmd in cmds:
-            procs.append(
-                subprocess.Popen(
-                    list(cmd),
-                    env=environ,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                )
-            )
-    except FileNotFoundError as exc:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-        return Outcome(0.0, False, f"not installed: {exc.filename}", b"")
-    deadline = start + timeout
-    errors: list[str] = []
-    for proc in procs:
+    with contextlib.ExitStack() as stack:
+        errs = [stack.enter_context(tempfile.TemporaryFile()) for _ in cmds]
+        start = time.perf_counter()
+        procs: list[subprocess.Popen[bytes]] = []
         try:
-            _, stderr = proc.communicate(timeout=max(0.1, deadline - time.perf_counter()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            errors.append(f"timed out after {timeout:.0f} s")
-            continue
-        if proc.returncode != 0:
-            errors.append(error_text(proc.returncode, stderr))
-    seconds = time.perf_counter() - start
+            for cmd, err in zip(cmds, errs, strict=True):
+                procs.append(
+                    subprocess.Popen(
+                        list(cmd),
+                        env=environ,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
+                )
+        except FileNotFoundError as exc:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+            return Outcome(0.0, False, f"not installed: {exc.filename}", b"")
+        deadline = start + timeout
+        errors: list[str] = []
+        for proc, err in zip(procs, errs, strict=False):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.perf_counter()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                errors.append(f"timed out after {timeout:.0f} s")
+                continue
+            if proc.returncode != 0:
+                err.seek(0)
+                errors.append(error_text(proc.returncode, err.read()))
+        seconds = time.perf_counter() - start
     if errors:
         return Outcome(seconds, False, f"{len(errors)}/{len(cmds)} failed, first: {errors[0]}", b"")
     return Outcome(seconds, True, "", b"")

@@ -28,13 +28,16 @@ def workloads(size: int) -> dict[str, str]:
     }
 
 
-def expected(script: str, busybox_bin: Path) -> tuple[int, str]:
-    """Length and sha256 of the script's output, from the same busybox applets on the host."""
+def expected(script: str, busybox_bin: Path) -> tuple[int, str, float]:
+    """Length and sha256 of the script's output from the same busybox applets on the host, and
+    the seconds that took (the floor: producing the bytes with no container and no log)."""
     env = {"PATH": str(busybox_bin)}
+    start = time.perf_counter()
     out = subprocess.run(
         [str(busybox_bin / "sh"), "-c", script], env=env, capture_output=True, check=True
     ).stdout
-    return len(out), hashlib.sha256(out).hexdigest()
+    seconds = time.perf_counter() - start
+    return len(out), hashlib.sha256(out).hexdigest(), seconds
 
 
 def _until_logged(
@@ -76,8 +79,11 @@ def scenario(ctx: Context) -> list[Row]:
         build_rootfs(busybox_bin.parent)
     rows: list[Row] = []
     for label, script in workloads(size).items():
-        want = expected(script, busybox_bin)
+        size_out, digest, floor = expected(script, busybox_bin)
+        want = (size_out, digest)
         scenario_name = f"{NAME}: {want[0] / MB:.0f} MB of {label}"
+        host = Row(scenario_name, "busybox on the host, no container", samples=[floor * 1000])
+        host.note = "the same pipeline into a pipe: the floor"
         basin = Row(scenario_name, "basin", error=b.problem)
         pod = Row(scenario_name, "podman", error=podman.problem)
 
@@ -117,5 +123,6 @@ def scenario(ctx: Context) -> list[Row]:
             if row.median:
                 row.note = f"{want[0] / MB / (row.median / 1000):.0f} MB/s"
         compare(basin, pod, "basin at least as fast as podman", 1.0)
-        rows += [basin, pod]
+        compare(basin, host)
+        rows += [basin, pod, host]
     return rows

@@ -4,10 +4,9 @@ when BASIN_TRACE=1, if the runtime has that switch."""
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 
 from bench import commands
+from bench.basin_env import REPO
 from bench.context import Context
 from bench.results import Row
 
@@ -39,15 +38,13 @@ def scenario(ctx: Context) -> list[Row]:
         return [row]
     env = {**b.env, "BASIN_TRACE": "1"}
     cmd = b.cmd("run", "--rm", "--network", "none", "busybox", "true")
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, timeout=120, check=False)
-    row.samples.append((time.perf_counter() - start) * 1000)
-    if proc.returncode != 0:
-        row.samples.clear()
-        row.fail(commands.error_text(proc.returncode, proc.stderr, proc.stdout))
+    outcome = commands.run(cmd, env=env, cwd=REPO)
+    if not outcome.ok:
+        row.fail(outcome.error)
         ctx.sections.append((NAME, f"not available: {row.error}"))
         return [row]
-    phases = _phases(proc.stderr)
+    row.samples.append(outcome.seconds * 1000)
+    phases = _phases(outcome.stderr)
     if phases:
         row.note = "phases below"
         ctx.sections.append((NAME, _markdown(phases)))
