@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_TIMEOUT = 120.0
+# Captured output goes to files on tmpfs: as cheap as pipes (measured), and never waits for EOF.
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def run(
     Output goes to temp files, not pipes: a daemon the command leaves behind (basin's
     auto-started supervisor) may keep inherited fds open, and a pipe would then never see EOF.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    with tempfile.TemporaryFile(dir=SCRATCH) as out, tempfile.TemporaryFile(dir=SCRATCH) as err:
         start = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -83,7 +85,7 @@ def launch_many(
     """Start every command at once (one client each), wait for all; time the whole burst."""
     environ = dict(env) if env is not None else dict(os.environ)
     with contextlib.ExitStack() as stack:
-        errs = [stack.enter_context(tempfile.TemporaryFile()) for _ in cmds]
+        errs = [stack.enter_context(tempfile.TemporaryFile(dir=SCRATCH)) for _ in cmds]
         start = time.perf_counter()
         procs: list[subprocess.Popen[bytes]] = []
         try:

@@ -85,7 +85,8 @@ def _preamble(opts: Options, ctx: Context | None, elapsed: float) -> list[str]:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"Run {now} on {platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs; "
-        f"python {platform.python_version()}.",
+        f"python {platform.python_version()}; load average at the end "
+        f"{os.getloadavg()[0]:.2f} (other jobs share this machine).",
         f"Iterations: {opts.count} per timed row (bursts and log floods: "
         f"{ctx.few if ctx else '?'}){', quick mode' if opts.quick else ''}; "
         f"tools take turns every iteration, in rotating order. Whole run: {elapsed:.0f} s.",
