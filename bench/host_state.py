@@ -133,19 +133,31 @@ def _remove_new_netavark(before: dict[str, list[str]]) -> None:
 
 
 def _remove_cgroup_tree(top: Path) -> None:
-    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    """rmdir depth first; a conmon still exiting keeps its group busy for a moment: retry."""
+    for _ in range(30):
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            with contextlib.suppress(OSError):
+                d.rmdir()
         with contextlib.suppress(OSError):
-            d.rmdir()
-    with contextlib.suppress(OSError):
-        top.rmdir()
+            top.rmdir()
+        if not top.exists():
+            return
+        time.sleep(0.1)
+
+
+# libpod_parent groups that were there before this process first ran podman: never removed.
+_libpod_baseline: set[Path] | None = None
 
 
 @contextlib.contextmanager
 def podman_traces() -> Iterator[None]:
     """Undo what podman leaves behind: NETAVARK iptables chains, libpod_parent cgroups and the
     ip_forward switch netavark turns on."""
+    global _libpod_baseline
     before = {table: _iptables_lines(table) for table in ("filter", "nat")}
-    cgroups = _libpod_cgroups()
+    if _libpod_baseline is None:
+        _libpod_baseline = _libpod_cgroups()
+    cgroups = _libpod_baseline
     forward = IP_FORWARD.read_text() if IP_FORWARD.exists() else None
     try:
         yield
