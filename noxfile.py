@@ -33,5 +33,5 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    session.install("-e", ".[test]")
+    session.install("-e", ".[test]", "matplotlib")  # matplotlib: the PNG chart
     session.run("python", "-m", "bench", *session.posargs)
