@@ -169,10 +169,8 @@ class ChainReader:
     def read_new(self) -> bytes:
         """What was written since the last call (across rotations); never waits."""
         if self._fd < 0:
-            fd = _open(self.path)
-            if fd is None:
-                return b""
-            self._fd, self._ino = fd, _ino(fd)
+            # nothing read yet: whatever exists now (rotated files included) is new to us
+            return self.read_existing()
         out = [_read_rest(self._fd)]
         current = _stat_ino(self.path)
         if current is None or current == self._ino:

@@ -149,6 +149,13 @@ def _host_config(ctr: Container) -> dict[str, Any]:
     }
 
 
+def _env(env: Any) -> list[str]:
+    # the record keeps a map; docker shows KEY=VALUE strings
+    if isinstance(env, dict):
+        return [f"{k}={v}" for k, v in env.items()]
+    return [str(e) for e in env or []]
+
+
 def to_docker(paths: Paths, ctr: Container) -> dict[str, Any]:
     c = ctr.config
     argv: list[str] = list(c.get("argv") or [])
@@ -173,7 +180,7 @@ def to_docker(paths: Paths, ctr: Container) -> dict[str, Any]:
         ],
         "Config": {
             "Hostname": c.get("hostname", ""),
-            "Env": list(c.get("env") or []),
+            "Env": _env(c.get("env")),
             "Cmd": argv,
             "Image": c.get("image", ""),
             "WorkingDir": c.get("workdir", "/"),
