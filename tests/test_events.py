@@ -135,6 +135,7 @@ def test_filters_and_across_keys_or_within() -> None:
 STRAYS = r"""
 import logging, os, sys, threading, warnings
 from pathlib import Path
+import structlog
 from basin.supervisor import logconfig
 logconfig.configure(Path(sys.argv[1]), foreground=False)
 logconfig.detach_stdio()
