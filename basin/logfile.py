@@ -80,3 +80,59 @@ def records(data: bytes) -> Iterator[dict[str, Any]]:
 def payload(rec: dict[str, Any]) -> bytes:
     text: str = rec["log"]
     return text.encode("utf-8", "surrogateescape")
+
+
+# ---- --log-opt: rotation of the json-file log ---------------------------------------------
+LOG_OPTS = ("max-size", "max-file")
+
+
+def parse_log_opts(opts: list[str]) -> dict[str, str]:
+    """docker's `--log-opt KEY=VALUE` for the json-file driver, checked and kept as the strings
+    docker's LogConfig holds ({"max-size": "10k", "max-file": "3"})."""
+    from basin.errors import BasinError
+
+    out: dict[str, str] = {}
+    for opt in opts:
+        key, eq, value = opt.partition("=")
+        if not eq or not value:
+            raise BasinError(f"invalid --log-opt {opt!r}: expected KEY=VALUE")
+        if key not in LOG_OPTS:
+            raise BasinError(
+                f"unknown log opt {key!r} for the json-file log driver (known: max-size, max-file)"
+            )
+        out[key] = value
+    rotation(out)  # reject bad values now, before anything is created
+    return out
+
+
+def rotation(opts: dict[str, str] | None) -> tuple[int | None, int]:
+    """(max_size in bytes or None for unbounded, max_files) from a container's log opts."""
+    from basin.errors import BasinError
+    from basin.limits import parse_size
+
+    opts = opts or {}
+    max_size = None
+    if "max-size" in opts and opts["max-size"] != "-1":
+        max_size = parse_size(opts["max-size"], "--log-opt max-size")
+        if max_size <= 0:
+            raise BasinError(f"invalid --log-opt max-size {opts['max-size']!r}: must be positive")
+    max_files = 1
+    if "max-file" in opts:
+        text = opts["max-file"]
+        if not text.isdigit() or int(text) < 1:
+            raise BasinError(f"invalid --log-opt max-file {text!r}: must be a whole number ≥ 1")
+        max_files = int(text)
+        if max_files > 1 and max_size is None:
+            raise BasinError("--log-opt max-file needs --log-opt max-size")
+    return max_size, max_files
+
+
+def checked_log_opts(value: object) -> dict[str, str]:
+    """The log opts of a run request (the supervisor checks again what the client sent)."""
+    from basin.errors import BasinError
+
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise BasinError("invalid log opts: expected a map of strings")
+    return parse_log_opts([f"{k}={v}" for k, v in value.items()])

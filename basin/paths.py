@@ -42,6 +42,10 @@ class Paths:
     def supervisor_log(self) -> Path:
         return self.root / "supervisor.log"
 
+    @property
+    def events_log(self) -> Path:
+        return self.root / "events.jsonl"
+
     # --- BASIN_RUN ---
     @property
     def control(self) -> Path:

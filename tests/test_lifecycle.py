@@ -329,6 +329,11 @@ def _wait_for_log(basin: Basin, name: str, text: str, timeout: float = 10) -> No
 
 def test_supervisor_log_is_json_lines(basin: Basin) -> None:
     basin.ok("run", "--rm", "--name", "j", "busybox", "true")
+    # the supervisor's writer thread appends a line a moment after the change it reports
+    deadline = time.monotonic() + 10
+    while "container.removed" not in (basin.root / "supervisor.log").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     lines = (basin.root / "supervisor.log").read_text().splitlines()
     events = [json.loads(line) for line in lines]
     assert all({"timestamp", "level", "event"} <= e.keys() for e in events)

@@ -59,14 +59,9 @@ def main(argv: list[str]) -> int:
     since = parse_since(p.get("since")) if p.get("since") else None
     paths = Paths.from_env()
     ctr = records.resolve(records.load_all(paths), p.args[0])
-    path = paths.container_log(ctr.id)
-    follower = LogFollower(path, timestamps=bool(p.get("timestamps")))
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        data = b""
-    recs = list(logfile.records(data))
+    follower = LogFollower(paths.container_log(ctr.id), timestamps=bool(p.get("timestamps")))
+    # every retained file, oldest first (<id>-json.log.N ... .1, then <id>-json.log)
+    recs = list(logfile.records(follower.read_existing()))
     if since is not None:
         recs = [r for r in recs if logfile.parse_time(r["time"]) >= since]
     if tail is not None:
@@ -74,8 +69,8 @@ def main(argv: list[str]) -> int:
     for r in recs:
         follower.emit(r)
     if not p.get("follow"):
+        follower.close()
         return 0
-    follower.open_at(len(data))
     sys.stdout.flush()
     while True:
         follower.pump()

@@ -13,6 +13,8 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "run": ("basin.cli.run", "main", "Run a command in a new container"),
     "ps": ("basin.cli.ps", "main", "List containers"),
     "logs": ("basin.cli.logs", "main", "Print the logs of a container"),
+    "events": ("basin.cli.events", "main", "Show container and supervisor events"),
+    "inspect": ("basin.cli.inspect", "main", "Print containers' configuration and state (JSON)"),
     "stop": ("basin.cli.lifecycle", "stop_main", "Stop running containers"),
     "rm": ("basin.cli.lifecycle", "rm_main", "Remove containers"),
     "images": ("basin.cli.image", "images_main", "List images"),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from basin import logfile
+from basin.rotation import ChainReader
 
 
 def table(headers: list[str], rows: list[list[str]], gap: int = 3) -> str:
@@ -22,13 +22,15 @@ def table(headers: list[str], rows: list[list[str]], gap: int = 3) -> str:
 
 
 class LogFollower:
-    """Reads a json-file log from the start, writing each record's bytes to stdout or stderr
-    as it appears. pump() takes what is there now; it never waits."""
+    """Reads a json-file log from the start (its rotated files first), writing each record's
+    bytes to stdout or stderr as it appears, and keeps following across rotations. pump()
+    takes what is there now; it never waits."""
 
     def __init__(self, path: Path, timestamps: bool = False) -> None:
         self.path = path
         self.timestamps = timestamps
-        self._fd = -1
+        self._chain = ChainReader(path)
+        self._started = False
         self._buf = b""
 
     def emit(self, rec: dict[str, Any]) -> None:
@@ -38,42 +40,33 @@ class LogFollower:
             data = rec.get("time", "").encode() + b" " + data
         sink.write(data)
 
-    def open_at(self, offset: int) -> None:
-        """Start following from offset (what the caller has already printed)."""
-        try:
-            self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return
-        os.lseek(self._fd, offset, os.SEEK_SET)
+    def read_existing(self) -> bytes:
+        """The complete records every retained file holds now, oldest first, for the caller to
+        filter and emit; following (pump) continues right after them."""
+        self._started = True
+        data = self._chain.read_existing()
+        cut = data.rfind(b"\n") + 1
+        self._buf = data[cut:]  # a record being written right now: pump completes it
+        return data[:cut]
 
     def pump(self) -> bool:
-        if self._fd < 0:
-            try:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return False
-        got = False
-        while True:
-            data = os.read(self._fd, 1 << 20)
-            if not data:
-                break
-            got = True
-            self._buf += data
-            *lines, self._buf = self._buf.split(b"\n")
-            for line in lines:
-                rec = logfile.decode_line(line)
-                if rec is not None:
-                    self.emit(rec)
-        if got:
-            sys.stdout.buffer.flush()
-            sys.stderr.buffer.flush()
-        return got
+        data = self._chain.read_new() if self._started else self.read_existing()
+        self._started = True
+        if not data:
+            return False
+        self._buf += data
+        *lines, self._buf = self._buf.split(b"\n")
+        for line in lines:
+            rec = logfile.decode_line(line)
+            if rec is not None:
+                self.emit(rec)
+        sys.stdout.buffer.flush()
+        sys.stderr.buffer.flush()
+        return True
 
     def drain(self) -> None:
         self.pump()
         self.close()
 
     def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+        self._chain.close()

@@ -66,6 +66,14 @@ OPTS = [
         metavar="LIST",
     ),
     Opt(("--pids-limit",), "pids_limit", True, help="process limit", metavar="N"),
+    Opt(
+        ("--log-opt",),
+        "log_opt",
+        True,
+        True,
+        "json-file log option: max-size=SIZE, max-file=N",
+        "KEY=VAL",
+    ),
     Opt(("--help",), "help", help="show this help"),
 ]
 SUMMARY = "Run a command in a new container (COMMAND defaults to /bin/sh)."
@@ -105,6 +113,10 @@ def build_request(argv: list[str]) -> dict[str, Any]:
         "wait": not p.get("detach"),
         "limits": _limits(p.values),
     }
+    if p.get("log_opt"):
+        from basin.logfile import parse_log_opts
+
+        req["log_opts"] = parse_log_opts(p.get("log_opt"))
     if p.get("workdir") is not None and not str(p.get("workdir")).startswith("/"):
         raise UsageError(f"{PROG}: the working directory must be an absolute path")
     if p.get("stop_timeout") is not None:

@@ -120,17 +120,18 @@ class ControlServer:
         reply = Reply(open_reply(self.paths, req.get("reply")))
         op = str(req.get("op", ""))
         outcome = "ok"
+        error = None
         try:
             handler = self.handlers.get(op)
             if handler is None:
                 raise BasinError(f"unknown request {op!r}")
             await handler(req, reply)
         except BasinError as e:
-            outcome = "error"
+            outcome, error = "error", e.message
             await reply.send({"type": "error", "error": e.message, "code": e.code})
         except Exception as e:
-            outcome = "error"
-            log.exception("request.failed", request=op)
+            outcome, error = "error", f"internal error: {e}"
+            log.exception("request.failed", request=op, error=str(e))
             await reply.send({"type": "error", "error": f"internal error: {e}", "code": 125})
         finally:
             await reply.close()
@@ -138,5 +139,6 @@ class ControlServer:
                 "request.handled",
                 request=op,
                 outcome=outcome,
+                error=error,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),
             )

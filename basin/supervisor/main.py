@@ -19,6 +19,7 @@ from basin.errors import BasinError, Conflict
 from basin.paths import Paths
 from basin.supervisor import logconfig
 from basin.supervisor.control import ControlServer, Handler, Reply
+from basin.supervisor.events import Events
 from basin.supervisor.runtime import Runtime
 from basin.supervisor.zygote_client import Zygote
 
@@ -113,7 +114,7 @@ class Supervisor:
             for c in running:
                 n.start_soon(self.rt.stop, c, 0, "supervisor stop")
         await reply.send({"type": "result"})
-        log.info("supervisor.stopping")
+        self.rt.events.emit("supervisor.stopping", reason="request", forced=bool(running))
         assert self.cancel is not None
         self.cancel.cancel()
 
@@ -125,16 +126,29 @@ class Supervisor:
                 self.rt.nursery = nursery
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:
                     nursery.start_soon(server.serve, nursery)
-                    log.info(
+                    self.rt.events.emit(
                         "supervisor.started",
                         version=__version__,
                         pid=os.getpid(),
                         cgroups=getattr(self.rt.cgroups, "name", None),
+                        cgroup_layout=_cgroup_layout(),
                         containers=len(self.rt.containers),
+                        readopted=len(self.rt.live),
                     )
-                    async for _ in sigs:
-                        log.info("supervisor.stopping", reason="signal")
+                    logconfig.startup_done()
+                    async for sig in sigs:
+                        self.rt.events.emit("supervisor.stopping", reason=signal.Signals(sig).name)
                         self.cancel.cancel()
+
+
+def _cgroup_layout() -> str | None:
+    """v1, v2 or hybrid: how this host mounts its cgroups (None if it cannot be read)."""
+    try:
+        from plugins.cgroups.layout import host_layout
+
+        return str(host_layout())
+    except (ImportError, OSError, BasinError):
+        return None
 
 
 def _cleanup_run_dir(paths: Paths) -> None:
@@ -154,31 +168,33 @@ def run(paths: Paths, foreground: bool) -> int:
         if foreground:
             raise BasinError(f"a supervisor is already running for {paths.run}") from None
         return 0  # another client started one first: that one serves us all
-    logconfig.configure(paths.supervisor_log, foreground)
-    if not foreground:
-        # the client that started us would hold our stderr pipe open, and so would the zygote
-        # that inherits it; from here on failures are logged as JSON, never printed
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     try:
-        zygote = Zygote()
-    except OSError:
-        log.exception("supervisor.failed", step="zygote")
+        logconfig.configure(paths.supervisor_log, foreground, events_path=paths.events_log)
+    except BasinError:
+        os.unlink(paths.lock)
+        os.close(lock)
         raise
+    if not foreground:
+        logconfig.detach_stdio()  # from here on, everything we say is a JSON line in the log
+    code = 0
+    zygote: Zygote | None = None
     try:
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        zygote = Zygote()
         paths.pidfile.write_text(f"{os.getpid()}\n")
         runtime = Runtime(paths, zygote, _cgroup_backend())
         runtime.load()
         trio.run(Supervisor(paths, runtime).main)
-    except Exception:
-        log.exception("supervisor.failed")
-        raise
+    except Exception as e:
+        log.critical("supervisor.failed", error=str(e), exc_info=True)
+        logconfig.startup_failed(str(e))
+        code = 125
     finally:
         _cleanup_run_dir(paths)
-        zygote.close()
-        log.info("supervisor.stopped")
+        if zygote is not None:
+            zygote.close()
+        Events().emit("supervisor.stopped", pid=os.getpid())
+        logconfig.shutdown()
         os.unlink(paths.lock)
         os.close(lock)
-    return 0
+    return code

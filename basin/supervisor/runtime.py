@@ -50,6 +50,7 @@ class Live:
     done: trio.Event = field(default_factory=trio.Event)  # output drained, record final
     # a foreground `run --rm` client removes the container itself once it has read the log
     client_removes: bool = False
+    term_signal: int = 0  # the signal that ended it, 0 if it exited
 
 
 class Runtime:
@@ -113,6 +114,7 @@ class Runtime:
             "auto_remove": bool(req.get("auto_remove")),
             "stop_timeout": spec.validate_stop_timeout(req.get("stop_timeout", 10)),
             "limits": limits.to_json(),
+            "log_opts": logfile.checked_log_opts(req.get("log_opts")),
             "network": req.get("network") or "none",
             "created": now_iso(),
         }
@@ -138,7 +140,8 @@ class Runtime:
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-        writer = JsonLogWriter(self.paths.container_log(ctr.id))
+        max_size, max_files = logfile.rotation(ctr.config.get("log_opts"))
+        writer = JsonLogWriter(self.paths.container_log(ctr.id), max_size, max_files)
         child_fds = [null, out_w, err_w, go_r, st_w]
         zspec = {
             "id": ctr.id,
@@ -223,6 +226,7 @@ class Runtime:
                 n.start_soon(self._watch_oom, ctr, live)
                 await trio.lowlevel.wait_readable(live.pidfd)
                 _, status = os.waitpid(ctr.state.pid, 0)
+                live.term_signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
                 live.exited.set()
         finally:
             writer.close()
@@ -246,9 +250,18 @@ class Runtime:
             container=ctr.short_id,
             name=ctr.name,
             exit_code=code,
+            signal=_signal_name(live.term_signal),
             oom_killed=s.oom_killed,
             stopped_by=s.stopped_by or None,
         )
+        if s.stopped_by:
+            self.events.emit(
+                "container.stopped",
+                container=ctr.short_id,
+                name=ctr.name,
+                stopped_by=s.stopped_by,
+                exit_code=code,
+            )
         if ctr.config.get("auto_remove") and not live.client_removes:
             await self.remove(ctr, force=False)
         live.done.set()
@@ -311,6 +324,15 @@ def _signal(live: Live, sig: int) -> None:
         return  # reaped already: its pidfd may be closed
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(live.pidfd, sig)
+
+
+def _signal_name(sig: int) -> str | None:
+    if not sig:
+        return None
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        return str(sig)
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import array
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -42,7 +43,9 @@ class Zygote:
         return int(reply["pid"])
 
     def close(self) -> None:
-        self._sock.close()
+        # called after trio.run has returned: trio's close() needs a running loop, so close
+        # the plain fd (EOF tells the zygote to exit)
+        os.close(self._sock.detach())
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
