@@ -33,8 +33,10 @@ def cpu_weight(shares: int) -> int:
 
 
 def cpu_shares(weight: int) -> int:
-    """The inverse of cpu_weight, to the nearest share."""
-    return 2 + round((min(max(weight, 1), 10_000) - 1) * 262_142 / 9999)
+    """The inverse of cpu_weight: the fewest shares that give ``weight`` (cpu_weight rounds
+    down, so many share counts map to one weight)."""
+    weight = min(max(weight, 1), 10_000)
+    return 2 + -(-(weight - 1) * 262_142 // 9999)  # ceiling division
 
 
 class CgroupV2:
