@@ -210,8 +210,9 @@ def test_oom_is_noticed_by_event_while_the_container_runs(basin: Basin) -> None:
         time.sleep(0.05)
     assert rec["status"] == "running"
     assert "child 137" in basin.ok("logs", "runs-on")
-    log = (basin.root / "supervisor.log").read_text()
-    assert '"event": "container.oom"' in log
+    events = [json.loads(line) for line in (basin.root / "supervisor.log").read_text().splitlines()]
+    oom = [e for e in events if e["event"] == "container.oom"]
+    assert [(e["name"], e["noticed"]) for e in oom] == [("runs-on", "event")]
     basin.ok("rm", "-f", "runs-on")
 
 
