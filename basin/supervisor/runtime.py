@@ -239,7 +239,7 @@ class Runtime:
             # time to see is caught here
             with contextlib.suppress(OSError, BasinError):
                 if await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id):
-                    self._note_oom(ctr, "exit")
+                    await self._note_oom(ctr, "exit")
         await self._release(ctr)
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
@@ -309,18 +309,18 @@ class Runtime:
                     await trio.lowlevel.wait_readable(fd)
                     with contextlib.suppress(BlockingIOError):
                         os.read(fd, 4096)  # drain: eventfd counter, or inotify events
-                self._note_oom(ctr, "event")
+                await self._note_oom(ctr, "event")
                 n.cancel_scope.cancel()
         finally:
             trio.lowlevel.notify_closing(fd)
             os.close(fd)
 
-    def _note_oom(self, ctr: Container, noticed: str) -> None:
+    async def _note_oom(self, ctr: Container, noticed: str) -> None:
         """Record an OOM kill once; ``noticed`` says how: by "event" or at "exit"."""
         if ctr.state.oom_killed:
             return
         ctr.state.oom_killed = True
-        records.save_state(self.paths, ctr)
+        await trio.to_thread.run_sync(records.save_state, self.paths, ctr)
         self.events.emit(
             "container.oom", "warning", container=ctr.short_id, name=ctr.name, noticed=noticed
         )
