@@ -41,6 +41,10 @@ class CgroupBackend(Protocol):
 
     name: str
 
+    def check(self, limits: Limits) -> None:
+        """Raise BasinError, naming the limit and the reason, if this host cannot enforce one
+        of ``limits``. Touches nothing: called before a container is made."""
+
     def create(self, cid: str, limits: Limits) -> None:
         """Create the group(s) and write every limit. Raise BasinError for a limit the host
         cannot enforce, leaving nothing behind."""
@@ -59,7 +63,12 @@ class CgroupBackend(Protocol):
     def oom_killed(self, cid: str) -> bool:
         """Whether the kernel OOM-killed a process of this group (oom_kill counter > 0)."""
 
-    def stats(self, cid: str) -> Stats: ...
+    def stats(self, cid: str) -> Stats:
+        """Usage now. memory_usage leaves out the inactive page cache, as docker does."""
+
+    def enforced(self, cid: str) -> Limits:
+        """The limits as the kernel holds them after create(): rounded to pages, the cpuset
+        inherited from the parent, defaults such as cpu.shares 1024. None = no limit."""
 
     def exists(self, cid: str) -> bool: ...
 

@@ -25,6 +25,9 @@ class State:
     started_at: str = ""
     finished_at: str = ""
     oom_killed: bool = False
+    # the resource limits the kernel holds (basin.cgroups.Limits as JSON; None = no limit):
+    # they differ from config["limits"] where the host rounds or fills in (pages, cpuset)
+    limits_enforced: dict[str, Any] = field(default_factory=dict)
     stopped_by: str = ""
     error: str = ""
 

@@ -21,7 +21,7 @@ from basin.errors import BasinError
 from plugins.cgroups import _fs
 from plugins.cgroups._fs import LimitError
 from plugins.cgroups.layout import host_layout
-from plugins.cgroups.v2 import SUPERVISOR_LEAF, CgroupV2, cpu_weight
+from plugins.cgroups.v2 import SUPERVISOR_LEAF, CgroupV2, cpu_shares, cpu_weight
 
 M = 1 << 20
 ALL = "cpuset cpu io memory hugetlb pids rdma misc"
@@ -207,6 +207,44 @@ def test_stats(cg: FakeV2) -> None:
     )  # fmt: skip
     (g / "memory.max").write_text("max\n")
     assert cg.stats("c1").memory_limit is None
+
+
+def test_stats_leave_out_inactive_page_cache(cg: FakeV2) -> None:
+    cg.create("c1", Limits())
+    g = cg.path("c1")
+    (g / "memory.current").write_text(f"{5 * M}\n")
+    (g / "memory.stat").write_text(f"anon {3 * M}\ninactive_file {2 * M}\nactive_file 0\n")
+    assert cg.stats("c1").memory_usage == 3 * M
+
+
+def test_cpu_shares_inverts_cpu_weight() -> None:
+    for weight in range(1, 10_001):
+        assert cpu_weight(cpu_shares(weight)) == weight
+    assert cpu_shares(1) == 2 and cpu_shares(10_000) == 262_144
+
+
+def test_enforced_reads_back_what_the_files_hold(cg: FakeV2) -> None:
+    cg.create(
+        "c1",
+        Limits(memory=64 * M, memory_swap=96 * M, cpu_quota=50_000, cpu_shares=1024,
+               cpuset_cpus="0-1", pids=10),
+    )  # fmt: skip
+    (cg.path("c1") / "cpuset.cpus.effective").write_text("1\n")  # the parent allows only 1
+    assert cg.enforced("c1") == Limits(
+        memory=64 * M, memory_swap=96 * M, cpu_quota=50_000, cpu_period=100_000,
+        cpu_shares=cpu_shares(cpu_weight(1024)), cpuset_cpus="1", pids=10,
+    )  # fmt: skip
+    cg.create("c2", Limits())
+    assert cg.enforced("c2") == Limits()
+
+
+def test_check_names_the_limit_and_touches_nothing(tmp_path: Path) -> None:
+    cg = tree(tmp_path / "cg", controllers="cpu memory")
+    with pytest.raises(BasinError, match=r"cannot enforce the pids limit: the pids controller"):
+        cg.check(Limits(pids=10))
+    cg.check(Limits(memory=64 * M, cpu_quota=10_000))
+    assert read(cg._parent / "cgroup.subtree_control") == ""
+    assert [p.name for p in cg._parent.iterdir() if p.is_dir()] == []
 
 
 def test_kill_uses_cgroup_kill(cg: FakeV2) -> None:

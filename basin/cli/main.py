@@ -17,6 +17,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "inspect": ("basin.cli.inspect", "main", "Print containers' configuration and state (JSON)"),
     "stop": ("basin.cli.lifecycle", "stop_main", "Stop running containers"),
     "rm": ("basin.cli.lifecycle", "rm_main", "Remove containers"),
+    "stats": ("basin.cli.stats", "main", "Show containers' CPU, memory and PID use"),
     "images": ("basin.cli.image", "images_main", "List images"),
     "image": ("basin.cli.image", "image_main", "Import, list and remove images"),
     "supervisor": ("basin.cli.supervisor", "main", "Run, query or stop the supervisor"),

@@ -26,14 +26,16 @@ from basin.supervisor.zygote_client import Zygote
 log = structlog.get_logger()
 
 
-def _cgroup_backend() -> CgroupBackend | None:
+def _cgroup_backend() -> tuple[CgroupBackend | None, str]:
+    """The host's cgroup backend, or None and why not (containers then run unlimited, and a
+    run that asks for a limit is refused)."""
     try:
         from basin.cgroups import detect
 
-        return detect()
-    except (ImportError, OSError) as e:
+        return detect(), ""
+    except (ImportError, OSError, BasinError) as e:
         log.warning("cgroups.unavailable", error=str(e))
-        return None
+        return None, str(e)
 
 
 class Supervisor:
@@ -48,6 +50,7 @@ class Supervisor:
             "run": self.run,
             "stop": self.stop,
             "rm": self.rm,
+            "stats": self.stats,
             "shutdown": self.shutdown,
         }
 
@@ -102,6 +105,12 @@ class Supervisor:
         force = bool(req.get("force"))
         results = await self._each(list(req.get("refs", [])), lambda c: self.rt.remove(c, force))
         await reply.send({"type": "result", "results": results})
+
+    async def stats(self, req: dict[str, Any], reply: Reply) -> None:
+        from basin.supervisor.stats import sample
+
+        rows = await sample(self.rt, list(req.get("refs", [])), bool(req.get("all")))
+        await reply.send({"type": "result", "stats": rows})
 
     async def shutdown(self, req: dict[str, Any], reply: Reply) -> None:
         running = [c for c in self.rt.containers.values() if c.id in self.rt.live]
@@ -182,7 +191,9 @@ def run(paths: Paths, foreground: bool) -> int:
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         zygote = Zygote()
         paths.pidfile.write_text(f"{os.getpid()}\n")
-        runtime = Runtime(paths, zygote, _cgroup_backend())
+        cgroups, cgroups_error = _cgroup_backend()
+        runtime = Runtime(paths, zygote, cgroups)
+        runtime.cgroups_error = cgroups_error
         runtime.load()
         trio.run(Supervisor(paths, runtime).main)
     except Exception as e:

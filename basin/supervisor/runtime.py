@@ -58,6 +58,7 @@ class Runtime:
         self.paths = paths
         self.zygote = zygote
         self.cgroups = cgroups
+        self.cgroups_error = ""  # why self.cgroups is None, for the error a limit then gets
         self.containers: dict[str, Container] = {}
         self.live: dict[str, Live] = {}
         self.nursery: trio.Nursery | None = None
@@ -99,6 +100,7 @@ class Runtime:
         tty = bool(req.get("tty"))
         env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
         limits = Limits.from_json(req.get("limits"))
+        await self._check_limits(limits)
         config = {
             "id": cid,
             "name": name,
@@ -168,6 +170,8 @@ class Runtime:
                 await trio.to_thread.run_sync(
                     self.cgroups.create, ctr.id, Limits.from_json(c["limits"])
                 )
+                enforced = await trio.to_thread.run_sync(self.cgroups.enforced, ctr.id)
+                ctr.state.limits_enforced = enforced.to_json()
             try:
                 pid = await self.zygote.spawn(zspec, child_fds)
             finally:
@@ -240,8 +244,11 @@ class Runtime:
         s.status = STOPPED if live.stop_requested else EXITED
         s.stopped_by = live.stop_requested
         if self.cgroups is not None:
-            with contextlib.suppress(OSError):
-                s.oom_killed = await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id)
+            # the kernel counts the kill before the process dies: an OOM the watcher had no
+            # time to see is caught here
+            with contextlib.suppress(OSError, BasinError):
+                if await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id):
+                    await self._note_oom(ctr, "exit")
         await self._release(ctr)
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
@@ -282,9 +289,59 @@ class Runtime:
     async def _teardown_network(self, ctr: Container) -> None:
         """Give back the address, veth and port rules. Idempotent."""
 
+    # ---- limits -----------------------------------------------------------------------
+    async def _check_limits(self, limits: Limits) -> None:
+        """Refuse limits this host cannot enforce before anything of the container exists."""
+        if limits == Limits():
+            return
+        if self.cgroups is None:
+            given = limits.to_json()
+            asked = ", ".join(k for k, v in given.items() if v is not None and k != "cpu_period")
+            raise BasinError(
+                f"cannot enforce the resource limits ({asked}): the supervisor runs without "
+                f"cgroups ({self.cgroups_error or 'no cgroup backend'})"
+            )
+        await trio.to_thread.run_sync(self.cgroups.check, limits)
+
     # ---- out of memory ----------------------------------------------------------------
     async def _watch_oom(self, ctr: Container, live: Live) -> None:
-        """Notice an OOM kill by event while the container runs."""
+        """Notice an OOM kill by event while the container runs. The kernel kills a process
+        of the group (not necessarily PID 1), so a container can be OOM-killed and run on."""
+        if self.cgroups is None:
+            return
+        backend = self.cgroups
+        try:
+            fd = await trio.to_thread.run_sync(backend.oom_fd, ctr.id)
+        except (BasinError, OSError) as e:
+            log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
+            return
+        if fd is None:
+            return
+        try:
+            async with trio.open_nursery() as n:
+                n.start_soon(_cancel_when, live.exited, n.cancel_scope)
+                # A kill before the fd was registered shows in the counter: look once first.
+                # Each wake-up may be another memory event (v2), or the group going away
+                # (v1), so the counter decides.
+                while not await trio.to_thread.run_sync(_oom_killed, backend, ctr.id):
+                    await trio.lowlevel.wait_readable(fd)
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(fd, 4096)  # drain: eventfd counter, or inotify events
+                await self._note_oom(ctr, "event")
+                n.cancel_scope.cancel()
+        finally:
+            trio.lowlevel.notify_closing(fd)
+            os.close(fd)
+
+    async def _note_oom(self, ctr: Container, noticed: str) -> None:
+        """Record an OOM kill once; ``noticed`` says how: by "event" or at "exit"."""
+        if ctr.state.oom_killed:
+            return
+        ctr.state.oom_killed = True
+        await trio.to_thread.run_sync(records.save_state, self.paths, ctr)
+        self.events.emit(
+            "container.oom", "warning", container=ctr.short_id, name=ctr.name, noticed=noticed
+        )
 
     # ---- stop / remove ----------------------------------------------------------------
     async def stop(self, ctr: Container, timeout: int | None, by: str = "stop") -> None:
@@ -333,6 +390,18 @@ def _signal_name(sig: int) -> str | None:
         return signal.Signals(sig).name
     except ValueError:
         return str(sig)
+
+
+async def _cancel_when(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+def _oom_killed(backend: CgroupBackend, cid: str) -> bool:
+    try:
+        return backend.oom_killed(cid)
+    except (BasinError, OSError):
+        return False  # the group is gone: the container is on its way out
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:

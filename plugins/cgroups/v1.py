@@ -28,6 +28,8 @@ CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids")
 # anything this big is no limit a user set.
 _UNLIMITED = 1 << 62
 _MEMSW = "memory.memsw.limit_in_bytes"
+# the limits each controller enforces, for the error when one is missing
+_WHAT = {"memory": "memory", "cpu": "CPU quota/shares", "cpuset": "cpuset", "pids": "pids"}
 
 
 class CgroupV1:
@@ -65,7 +67,7 @@ class CgroupV1:
     # -- the protocol ---------------------------------------------------------------------
 
     def create(self, cid: str, limits: Limits) -> None:
-        self._check_enforceable(limits)
+        self.check(limits)
         made: list[Path] = []
         try:
             for g in self._groups(cid):
@@ -85,7 +87,7 @@ class CgroupV1:
                 raise BasinError(f"cannot create cgroup {e.filename}: {e.strerror}") from None
             raise
 
-    def _check_enforceable(self, limits: Limits) -> None:
+    def check(self, limits: Limits) -> None:
         """Refuse, before anything is made, a limit this host has no controller for."""
         wanted = {
             "memory": limits.memory is not None or limits.memory_swap not in (None, -1),
@@ -95,7 +97,10 @@ class CgroupV1:
         }
         for controller, asked in wanted.items():
             if asked and controller not in self._parent:
-                raise BasinError(f"the {controller} cgroup controller is not mounted on this host")
+                raise BasinError(
+                    f"cannot enforce the {_WHAT[controller]} limit: the {controller} cgroup "
+                    "controller is not mounted on this host"
+                )
         if limits.memory_swap not in (None, -1) and not (self._parent["memory"] / _MEMSW).exists():
             raise BasinError(
                 "this host lacks swap accounting (no memory.memsw.* files; boot with "
@@ -190,9 +195,34 @@ class CgroupV1:
         limit = _fs.read_int(mem / "memory.limit_in_bytes", _UNLIMITED) if mem else _UNLIMITED
         return Stats(
             cpu_usage_ns=_fs.read_int(acct / "cpuacct.usage") if acct else 0,
-            memory_usage=_fs.read_int(mem / "memory.usage_in_bytes") if mem else 0,
+            memory_usage=_memory_usage(mem) if mem else 0,
             memory_limit=None if limit >= _UNLIMITED else limit,
             pids=_fs.read_int(pids / "pids.current") if pids else 0,
+        )
+
+    def enforced(self, cid: str) -> Limits:
+        """The limits as the kernel holds them (page-rounded, inherited cpuset...)."""
+        if not self.exists(cid):
+            raise NotFound(f"no cgroup for container {cid}")
+
+        def num(controller: str, name: str) -> int | None:
+            g = self._group(controller, cid)
+            if g is None or not (g / name).exists():
+                return None
+            n = _fs.read_int(g / name, -1)
+            return None if n < 0 or n >= _UNLIMITED else n
+
+        cpuset = self._group("cpuset", cid)
+        pids = self._group("pids", cid)
+        pids_max = _fs.read(pids / "pids.max") if pids else "max"
+        return Limits(
+            memory=num("memory", "memory.limit_in_bytes"),
+            memory_swap=num("memory", _MEMSW),
+            cpu_quota=num("cpu", "cpu.cfs_quota_us"),
+            cpu_period=num("cpu", "cpu.cfs_period_us") or 100_000,
+            cpu_shares=num("cpu", "cpu.shares"),
+            cpuset_cpus=_fs.read(cpuset / "cpuset.cpus") if cpuset else None,
+            pids=None if pids_max == "max" else int(pids_max),
         )
 
     def exists(self, cid: str) -> bool:
@@ -201,3 +231,13 @@ class CgroupV1:
     def paths(self, cid: str) -> dict[str, Path]:
         """Controller -> the container's group directory, for diagnostics and tests."""
         return {c: p / _fs.group_name(cid) for c, p in self._parent.items()}
+
+
+def _memory_usage(mem: Path) -> int:
+    """Usage without the inactive page cache the kernel would drop first (what docker shows)."""
+    usage = _fs.read_int(mem / "memory.usage_in_bytes")
+    try:
+        inactive = _fs.read_keyed(mem / "memory.stat").get("total_inactive_file", 0)
+    except FileNotFoundError:
+        inactive = 0
+    return usage - inactive if inactive < usage else usage

@@ -22,12 +22,21 @@ from plugins.cgroups._fs import LimitError
 from plugins.cgroups.layout import read_self_cgroup
 
 SUPERVISOR_LEAF = "basin.supervisor"
+# the limits each controller enforces, for the error when one is missing
+_WHAT = {"memory": "memory", "cpu": "CPU quota/shares", "cpuset": "cpuset", "pids": "pids"}
 
 
 def cpu_weight(shares: int) -> int:
     """v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000], the conversion docker/runc use."""
     shares = min(max(shares, 2), 262_144)
     return 1 + ((shares - 2) * 9999) // 262_142
+
+
+def cpu_shares(weight: int) -> int:
+    """The inverse of cpu_weight: the fewest shares that give ``weight`` (cpu_weight rounds
+    down, so many share counts map to one weight)."""
+    weight = min(max(weight, 1), 10_000)
+    return 2 + -(-(weight - 1) * 262_142 // 9999)  # ceiling division
 
 
 class CgroupV2:
@@ -55,19 +64,33 @@ class CgroupV2:
 
     # -- controllers ----------------------------------------------------------------------
 
-    def _controllers(self, limits: Limits) -> set[str]:
-        """Controllers to enable for the children: those a limit needs (refused if the host
-        lacks one), plus memory and pids when available, for OOM events and stats."""
-        available = set(_fs.read(self._parent / "cgroup.controllers").split())
-        required = {
+    @staticmethod
+    def _required(limits: Limits) -> dict[str, bool]:
+        return {
             "memory": limits.memory is not None or limits.memory_swap is not None,
             "cpu": limits.cpu_quota is not None or limits.cpu_shares is not None,
             "cpuset": limits.cpuset_cpus is not None,
             "pids": limits.pids is not None,
         }
-        for c, needed in required.items():
+
+    def check(self, limits: Limits) -> None:
+        """Refuse, before anything is made, a limit this host cannot enforce."""
+        if limits.memory_swap not in (None, -1) and limits.memory is None:
+            raise BasinError("a memory+swap limit needs a memory limit")
+        available = set(_fs.read(self._parent / "cgroup.controllers").split())
+        for c, needed in self._required(limits).items():
             if needed and c not in available:
-                raise BasinError(f"the {c} controller is not available in {self._parent}")
+                raise BasinError(
+                    f"cannot enforce the {_WHAT[c]} limit: the {c} controller is not "
+                    f"available in {self._parent}"
+                )
+
+    def _controllers(self, limits: Limits) -> set[str]:
+        """Controllers to enable for the children: those a limit needs (refused if the host
+        lacks one), plus memory and pids when available, for OOM events and stats."""
+        self.check(limits)
+        available = set(_fs.read(self._parent / "cgroup.controllers").split())
+        required = self._required(limits)
         return {c for c, needed in required.items() if needed} | ({"memory", "pids"} & available)
 
     def _evacuate(self) -> None:
@@ -100,8 +123,6 @@ class CgroupV2:
 
     def create(self, cid: str, limits: Limits) -> None:
         g = self._group(cid)
-        if limits.memory_swap not in (None, -1) and limits.memory is None:
-            raise BasinError("a memory+swap limit needs a memory limit")
         try:
             self._enable(self._controllers(limits))
         except (LimitError, OSError) as e:
@@ -194,11 +215,46 @@ class CgroupV2:
             limit_text = _fs.read(g / "memory.max")
         except FileNotFoundError:
             limit_text = "max"
+        usage = _fs.read_int(g / "memory.current")
+        try:
+            inactive = _fs.read_keyed(g / "memory.stat").get("inactive_file", 0)
+        except FileNotFoundError:
+            inactive = 0
         return Stats(
             cpu_usage_ns=usec * 1000,
-            memory_usage=_fs.read_int(g / "memory.current"),
+            # without the inactive page cache the kernel would drop first (what docker shows)
+            memory_usage=usage - inactive if inactive < usage else usage,
             memory_limit=None if limit_text == "max" else int(limit_text),
             pids=_fs.read_int(g / "pids.current"),
+        )
+
+    def enforced(self, cid: str) -> Limits:
+        """The limits as the kernel holds them (cpu.weight converted back to shares)."""
+        g = self._group(cid)
+        if not g.is_dir():
+            raise NotFound(f"no cgroup for container {cid}")
+
+        def text(name: str) -> str | None:
+            try:
+                return _fs.read(g / name)
+            except FileNotFoundError:  # controller not enabled for the group
+                return None
+
+        def num(name: str) -> int | None:
+            t = text(name)
+            return None if t is None or t in ("max", "") else int(t)
+
+        quota, _, period = (text("cpu.max") or "max 100000").partition(" ")
+        memory, swap, weight = num("memory.max"), num("memory.swap.max"), num("cpu.weight")
+        return Limits(
+            memory=memory,
+            # back to docker's memory+swap
+            memory_swap=None if swap is None else swap + (memory or 0),
+            cpu_quota=None if quota == "max" else int(quota),
+            cpu_period=int(period or 100_000),
+            cpu_shares=None if weight is None else cpu_shares(weight),
+            cpuset_cpus=text("cpuset.cpus.effective") or text("cpuset.cpus") or None,
+            pids=num("pids.max"),
         )
 
     def exists(self, cid: str) -> bool:
