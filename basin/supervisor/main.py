@@ -48,6 +48,8 @@ class Supervisor:
             "stop": self.stop,
             "rm": self.rm,
             "shutdown": self.shutdown,
+            "network.create": self.network_create,
+            "network.rm": self.network_rm,
         }
 
     async def ping(self, req: dict[str, Any], reply: Reply) -> None:
@@ -93,6 +95,21 @@ class Supervisor:
     async def rm(self, req: dict[str, Any], reply: Reply) -> None:
         force = bool(req.get("force"))
         results = await self._each(list(req.get("refs", [])), lambda c: self.rt.remove(c, force))
+        await reply.send({"type": "result", "results": results})
+
+    async def network_create(self, req: dict[str, Any], reply: Reply) -> None:
+        rec = await self.rt.networks.create(req)
+        await reply.send({"type": "result", "network": rec})
+
+    async def network_rm(self, req: dict[str, Any], reply: Reply) -> None:
+        # one at a time: each holds the driver's lock for its whole removal anyway
+        results: list[dict[str, Any]] = []
+        for ref in list(req.get("refs", [])):
+            try:
+                await self.rt.networks.remove(str(ref), self.rt.containers)
+                results.append({"ref": ref})
+            except BasinError as e:
+                results.append({"ref": ref, "error": e.message})
         await reply.send({"type": "result", "results": results})
 
     async def shutdown(self, req: dict[str, Any], reply: Reply) -> None:
@@ -154,6 +171,7 @@ def run(paths: Paths, foreground: bool) -> int:
         paths.pidfile.write_text(f"{os.getpid()}\n")
         runtime = Runtime(paths, zygote, _cgroup_backend())
         runtime.load()
+        runtime.networks.reconcile(runtime.containers)
         trio.run(Supervisor(paths, runtime).main)
     finally:
         _cleanup_run_dir(paths)
