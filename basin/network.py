@@ -3,8 +3,13 @@ entry point (group ``basin.network_drivers``)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from basin.errors import BasinError, NotFound
+from basin.paths import Paths
+from basin.store import CorruptRecord, read_json
 
 
 @dataclass
@@ -51,3 +56,96 @@ class NetworkDriver(Protocol):
 
     def detach(self, name: str, cid: str) -> None:
         """Release the address, host veth and port rules. Idempotent."""
+
+
+# --- what `run` asks for: pure checks, shared by the client and the supervisor ---
+
+# the modes that are not networks of a driver: a netns with only lo, or the host's own
+BUILTIN_MODES = ("none", "host")
+_NET_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+_PORT = re.compile(r"(\d{1,5}):(\d{1,5})(?:/(tcp|udp))?")
+
+
+def parse_port(text: str) -> PortMapping:
+    """``HOST:CONTAINER[/tcp|/udp]``; tcp when no protocol is given."""
+    m = _PORT.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise BasinError(f"invalid port mapping {text!r}: use HOST:CONTAINER[/tcp|/udp]")
+    host, ctr = int(m[1]), int(m[2])
+    for port in (host, ctr):
+        if not 0 < port < 65536:
+            raise BasinError(f"invalid port mapping {text!r}: ports are 1-65535")
+    return PortMapping(host, ctr, m[3] or "tcp")
+
+
+def parse_ports(texts: object) -> list[PortMapping]:
+    """Every -p of one container; a host port given twice (same protocol) is refused here
+    rather than by the second iptables rule silently shadowing the first."""
+    if not isinstance(texts, list):
+        raise BasinError("invalid port mappings: expected a list")
+    out: list[PortMapping] = []
+    seen: set[tuple[int, str]] = set()
+    for text in texts:
+        p = parse_port(text)
+        if (p.host_port, p.proto) in seen:
+            raise BasinError(f"host port {p.host_port}/{p.proto} is published twice")
+        seen.add((p.host_port, p.proto))
+        out.append(p)
+    return out
+
+
+def check_network_name(name: object) -> str:
+    if not isinstance(name, str) or not _NET_NAME.fullmatch(name):
+        raise BasinError(
+            f"invalid network name {name!r}: use up to 64 of [a-zA-Z0-9_.-], "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+# --- network records, as drivers keep them under paths.networks ---
+# Read without the drivers' lock: records are replaced atomically (rename), so a reader
+# sees the old or the new one. Readers here import nothing heavy (the thin client uses them).
+
+
+def read_network(paths: Paths, name: str) -> dict[str, Any]:
+    try:
+        rec: dict[str, Any] = read_json(paths.networks / f"{check_network_name(name)}.json")
+    except FileNotFoundError:
+        raise NotFound(f"no such network: {name}") from None
+    except CorruptRecord as e:
+        raise BasinError(f"network {name}: corrupt record: {e}") from None
+    return rec
+
+
+def list_networks(paths: Paths) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    try:
+        files = sorted(p for p in paths.networks.iterdir() if p.suffix == ".json")
+    except FileNotFoundError:
+        return out
+    for p in files:
+        if p.name.startswith("."):
+            continue  # a record being written
+        try:
+            out.append(read_json(p))
+        except (FileNotFoundError, CorruptRecord):
+            continue
+    return out
+
+
+def check_run_network(paths: Paths, net: object, publish: object) -> tuple[str, list[PortMapping]]:
+    """The network and published ports `run` asked for, checked before anything is made:
+    by the client to fail fast, by the supervisor because the FIFO is an interface too."""
+    net = net or "none"
+    if not isinstance(net, str):
+        raise BasinError(f"invalid network {net!r}")
+    ports = parse_ports(publish or [])
+    if net not in BUILTIN_MODES:
+        read_network(paths, net)  # NotFound: "no such network: NAME"
+    elif ports:
+        raise BasinError(
+            f"cannot publish ports with --network {net}: "
+            "publish from a network made with `basin network create`"
+        )
+    return net, ports

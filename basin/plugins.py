@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from basin.cgroups import CgroupBackend
     from basin.network import NetworkDriver
+    from basin.paths import Paths
 
 _BUILTIN = {
     "basin.cgroup_backends": {
@@ -42,11 +43,13 @@ def load_cgroup_backend() -> CgroupBackend:
     return backend
 
 
-def load_network_driver(name: str) -> NetworkDriver:
+def load_network_driver(name: str, paths: Paths | None = None) -> NetworkDriver:
+    """The driver named name, for the state under paths (default: the environment's)."""
     from basin.errors import BasinError
 
     if name not in available("basin.network_drivers"):
         known = ", ".join(available("basin.network_drivers"))
         raise BasinError(f"unknown network driver {name!r} (available: {known})")
-    driver: NetworkDriver = _load("basin.network_drivers", name)()
+    cls = _load("basin.network_drivers", name)
+    driver: NetworkDriver = cls(paths) if paths is not None else cls()
     return driver

@@ -30,6 +30,9 @@ class State:
     limits_enforced: dict[str, Any] = field(default_factory=dict)
     stopped_by: str = ""
     error: str = ""
+    # the container's attachment while it runs (basin.network.Attachment.to_json, plus
+    # "driver"); {} with no network of a driver, and again once it has exited
+    network: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> State:

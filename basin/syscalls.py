@@ -70,3 +70,24 @@ def setns(fd: int, nstype: int = 0) -> None:
 
 def prctl(option: int, arg: int) -> None:
     _check(_libc.prctl(option, ctypes.c_ulong(arg), 0, 0, 0), "prctl")
+
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+_IFREQ = "16sH22x"  # struct ifreq: the name, then ifr_flags at the start of a 24-byte union
+
+
+def link_up(ifname: str) -> None:
+    """Bring an interface of the calling thread's network namespace up. An ioctl rather than
+    netlink: a fresh namespace's lo needs nothing more, and this costs microseconds."""
+    import fcntl
+    import socket
+    import struct
+
+    name = os.fsencode(ifname)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        got = fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack(_IFREQ, name, 0))
+        flags = struct.unpack(_IFREQ, got)[1]
+        if not flags & IFF_UP:
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack(_IFREQ, name, flags | IFF_UP))

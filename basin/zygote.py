@@ -85,6 +85,8 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
         if os.read(fds["go"], 1) != b"g":
             os._exit(125)  # the supervisor gave up on this container
         os.close(fds.pop("go"))
+        if spec.get("netns", True):
+            sc.link_up("lo")  # a new network namespace starts with lo down, even 127.0.0.1
         from basin import rootfs
 
         rootfs.setup(spec)

@@ -77,6 +77,9 @@ class Basin:
         ids = self("ps", "-q", "--no-trunc").stdout.split()
         if ids:
             self("rm", "-f", *ids)
+        nets = self("network", "ls", "-q").stdout.split()
+        if nets:
+            self("network", "rm", *nets)
         pid = self.supervisor_pid()
         if pid is not None:
             self("supervisor", "stop", "--force")

@@ -21,6 +21,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "images": ("basin.cli.image", "images_main", "List images"),
     "image": ("basin.cli.image", "image_main", "Import, list and remove images"),
     "supervisor": ("basin.cli.supervisor", "main", "Run, query or stop the supervisor"),
+    "network": ("basin.cli.network", "main", "Create, list, inspect and remove networks"),
     "init": ("basin.cli.main", "init_main", "Internal: not a user command (see below)"),
 }
 

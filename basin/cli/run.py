@@ -96,6 +96,9 @@ def build_request(argv: list[str]) -> dict[str, Any]:
     env = spec.parse_env(env + p.get("env"), lookup=dict(os.environ))
     for v in p.get("volume"):
         spec.parse_volume(v)
+    from basin.network import check_run_network
+
+    check_run_network(Paths.from_env(), p.get("network"), p.get("publish"))
     req: dict[str, Any] = {
         "op": "run",
         "image": image,

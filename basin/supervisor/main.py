@@ -52,6 +52,8 @@ class Supervisor:
             "rm": self.rm,
             "stats": self.stats,
             "shutdown": self.shutdown,
+            "network.create": self.network_create,
+            "network.rm": self.network_rm,
         }
 
     async def ping(self, req: dict[str, Any], reply: Reply) -> None:
@@ -111,6 +113,21 @@ class Supervisor:
 
         rows = await sample(self.rt, list(req.get("refs", [])), bool(req.get("all")))
         await reply.send({"type": "result", "stats": rows})
+
+    async def network_create(self, req: dict[str, Any], reply: Reply) -> None:
+        rec = await self.rt.networks.create(req)
+        await reply.send({"type": "result", "network": rec})
+
+    async def network_rm(self, req: dict[str, Any], reply: Reply) -> None:
+        # one at a time: each holds the driver's lock for its whole removal anyway
+        results: list[dict[str, Any]] = []
+        for ref in list(req.get("refs", [])):
+            try:
+                await self.rt.networks.remove(str(ref), self.rt.containers)
+                results.append({"ref": ref})
+            except BasinError as e:
+                results.append({"ref": ref, "error": e.message})
+        await reply.send({"type": "result", "results": results})
 
     async def shutdown(self, req: dict[str, Any], reply: Reply) -> None:
         running = [c for c in self.rt.containers.values() if c.id in self.rt.live]
@@ -195,6 +212,7 @@ def run(paths: Paths, foreground: bool) -> int:
         runtime = Runtime(paths, zygote, cgroups)
         runtime.cgroups_error = cgroups_error
         runtime.load()
+        runtime.networks.reconcile(runtime.containers)
         trio.run(Supervisor(paths, runtime).main)
     except Exception as e:
         log.critical("supervisor.failed", error=str(e), exc_info=True)

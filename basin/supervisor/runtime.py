@@ -22,6 +22,7 @@ from basin.paths import Paths
 from basin.records import EXITED, RUNNING, STOPPED, Container
 from basin.supervisor.events import Events
 from basin.supervisor.logwriter import JsonLogWriter
+from basin.supervisor.networking import Networks
 from basin.supervisor.zygote_client import Zygote
 
 log = structlog.get_logger()
@@ -63,6 +64,7 @@ class Runtime:
         self.live: dict[str, Live] = {}
         self.nursery: trio.Nursery | None = None
         self.events = Events()
+        self.networks = Networks(paths, self.events)
 
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
@@ -101,6 +103,7 @@ class Runtime:
         env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
         limits = Limits.from_json(req.get("limits"))
         await self._check_limits(limits)
+        network, ports = await trio.to_thread.run_sync(self.networks.check_request, req)
         config = {
             "id": cid,
             "name": name,
@@ -117,7 +120,8 @@ class Runtime:
             "stop_timeout": spec.validate_stop_timeout(req.get("stop_timeout", 10)),
             "limits": limits.to_json(),
             "log_opts": logfile.checked_log_opts(req.get("log_opts")),
-            "network": req.get("network") or "none",
+            "network": network,
+            "ports": ports,
             "created": now_iso(),
         }
         ctr = Container(id=cid, name=name, config=config)
@@ -162,6 +166,7 @@ class Runtime:
             "workdir": c["workdir"],
             "tty": False,
             "netns": c["network"] != "host",
+            "files": self.networks.etc_files(ctr),
         }
         pid = 0
         pidfd = -1
@@ -282,12 +287,11 @@ class Runtime:
     # ---- network ----------------------------------------------------------------------
     async def _setup_network(self, ctr: Container, pid: int) -> None:
         """Connect the container (still waiting on its go pipe) to its network."""
-        net = ctr.config.get("network") or "none"
-        if net not in ("none", "host"):
-            raise BasinError(f"unknown network {net!r}")
+        await self.networks.setup(ctr, pid)
 
     async def _teardown_network(self, ctr: Container) -> None:
         """Give back the address, veth and port rules. Idempotent."""
+        await self.networks.teardown(ctr)
 
     # ---- limits -----------------------------------------------------------------------
     async def _check_limits(self, limits: Limits) -> None:
