@@ -43,7 +43,7 @@ def test_split_words() -> None:
 
 
 def test_first_word_is_a_command_or_builtin() -> None:
-    assert texts("st") == ["stop"]
+    assert texts("st") == ["stop", "stats"]
     assert set(texts("")) >= {"run", "ps", "logs", "stop", "rm", "images", "help", "exit", "jobs"}
     assert "init" not in texts("")  # internal verb
     assert texts("basin st") == ["stop"]  # typed out of habit
