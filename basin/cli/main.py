@@ -14,6 +14,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "ps": ("basin.cli.ps", "main", "List containers"),
     "logs": ("basin.cli.logs", "main", "Print the logs of a container"),
     "stop": ("basin.cli.lifecycle", "stop_main", "Stop running containers"),
+    "attach": ("basin.cli.attach", "main", "Attach to a running container's terminal"),
     "rm": ("basin.cli.lifecycle", "rm_main", "Remove containers"),
     "images": ("basin.cli.image", "images_main", "List images"),
     "image": ("basin.cli.image", "image_main", "Import, list and remove images"),
