@@ -83,7 +83,7 @@ class Client:
                 self._close_all()
 
     def drop(self, reason: str) -> None:
-        if self.reason and self.reason != ENDED:
+        if self.gone.is_set() or (self.reason and self.reason != ENDED):
             return
         self.reason = reason
         self.buf.clear()
