@@ -154,3 +154,18 @@ def call(paths: Paths, msg: dict[str, Any], start: bool = True) -> dict[str, Any
         if reply["type"] == "result":
             return reply
     raise BasinError("no answer from the supervisor")
+
+
+def notify(paths: Paths, msg: dict[str, Any]) -> None:
+    """Send a request that wants no answer (a window resize): never starts a supervisor,
+    never waits, and a lost one is harmless."""
+    fd = _open_control(paths)
+    if fd is None:
+        return
+    try:
+        line = (json.dumps(msg) + "\n").encode()
+        if len(line) <= MAX_REQUEST:
+            with contextlib.suppress(BlockingIOError):
+                os.write(fd, line)
+    finally:
+        os.close(fd)

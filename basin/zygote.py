@@ -95,7 +95,7 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
     os.setsid()
     try:
         if spec.get("tty"):
-            _attach_tty(spec, fds["console"])
+            _attach_tty(spec, fds.pop("console"))  # it closes the socket itself
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
         else:
             for target, name in enumerate(("stdin", "stdout", "stderr")):
@@ -110,7 +110,11 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
         _fail(status, f"container setup failed: {e.strerror or e}", 125)
     argv: list[str] = spec["argv"]
     env: dict[str, str] = spec["env"]
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # exec keeps ignored signals ignored: give the command the defaults, not the zygote's
+    # (SIGINT ignored by the zygote would make Ctrl-C do nothing in a container's terminal;
+    # Python itself ignores SIGPIPE and SIGXFSZ)
+    for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_DFL)
     try:
         os.execvpe(argv[0], argv, env)
     except OSError as e:

@@ -7,9 +7,8 @@ import sys
 from typing import Any
 
 from basin import client, spec
-from basin.cli import output
+from basin.cli import detachkeys, output, session
 from basin.cli.options import Opt, UsageError, parse, usage
-from basin.errors import BasinError
 from basin.paths import Paths
 
 PROG = "basin run"
@@ -17,6 +16,13 @@ OPTS = [
     Opt(("-d", "--detach"), "detach", help="run in the background and print the container ID"),
     Opt(("-i", "--interactive"), "interactive", help="keep stdin open"),
     Opt(("-t", "--tty"), "tty", help="allocate a pseudo-terminal"),
+    Opt(
+        ("--detach-keys",),
+        "detach_keys",
+        True,
+        help="keys that detach (default ctrl-p,ctrl-q)",
+        metavar="KEYS",
+    ),
     Opt(("--name", "-name"), "name", True, help="name the container", metavar="NAME"),
     Opt(("--rm",), "rm", help="remove the container when it exits"),
     Opt(("-e", "--env", "-env"), "env", True, True, "set an environment variable", "KEY=VAL"),
@@ -142,8 +148,10 @@ def main(argv: list[str]) -> int:
         return 0
     req = build_request(argv)
     paths = Paths.from_env()
-    if req["tty"] or req["interactive"]:
-        raise BasinError(f"{PROG}: -i and -t are not supported yet")
+    keys = detachkeys.parse(parse(PROG, OPTS, argv, stop_at_positional=True).get("detach_keys"))
+    if req["wait"] and (req["tty"] or req["interactive"]):
+        mode = session.Mode(tty=req["tty"], stdin=req["interactive"], detach_keys=keys)
+        return session.run(paths, req, mode)
     if not req["wait"]:
         reply = client.call(paths, req)
         print(reply["id"])

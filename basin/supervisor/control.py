@@ -63,12 +63,16 @@ Handler = Callable[[dict[str, Any], Reply], Awaitable[None]]
 def open_reply(paths: Paths, name: object) -> int | None:
     """Open the client's reply FIFO, refusing anything that is not a FIFO of ours inside the
     replies directory (the FIFO is the only way in: it must not become a way to write files)."""
+    return open_fifo(paths, name, os.O_WRONLY)
+
+
+def open_fifo(paths: Paths, name: object, mode: int) -> int | None:
+    """Open a client's FIFO in the replies directory for reading or writing (non-blocking),
+    with the same refusals as open_reply."""
     if not isinstance(name, str) or "/" in name or name.startswith("."):
         return None
     try:
-        fd = os.open(
-            paths.replies / name, os.O_WRONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
-        )
+        fd = os.open(paths.replies / name, mode | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     st = os.fstat(fd)

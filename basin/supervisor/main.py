@@ -17,7 +17,7 @@ from basin import syscalls as sc
 from basin.cgroups import CgroupBackend
 from basin.errors import BasinError, Conflict
 from basin.paths import Paths
-from basin.supervisor import logconfig
+from basin.supervisor import attach, logconfig
 from basin.supervisor.control import ControlServer, Handler, Reply
 from basin.supervisor.events import Events
 from basin.supervisor.runtime import Runtime
@@ -54,12 +54,17 @@ class Supervisor:
             "shutdown": self.shutdown,
             "network.create": self.network_create,
             "network.rm": self.network_rm,
+            "attach": self.attach,
+            "resize": self.resize,
         }
 
     async def ping(self, req: dict[str, Any], reply: Reply) -> None:
         await reply.send({"type": "result", "pid": os.getpid(), "version": __version__})
 
     async def run(self, req: dict[str, Any], reply: Reply) -> None:
+        if req.get("attach") is not None:
+            await self._run_attached(req, reply)
+            return
         ctr = await self.rt.create(req)
         try:
             client_removes = bool(req.get("wait") and ctr.config.get("auto_remove"))
@@ -80,6 +85,58 @@ class Supervisor:
                 await self.rt.remove(ctr, force=False)
         else:
             await reply.send({"type": "result", "id": ctr.id})
+
+    async def _run_attached(self, req: dict[str, Any], reply: Reply) -> None:
+        """run -i/-t in the foreground: the client's FIFOs are opened before anything is made
+        and get the container's output from its first byte."""
+        size = attach.winsize(req)
+        client = attach.open_client(self.paths, req)
+        try:
+            ctr = await self.rt.create(req)
+            try:
+                # without a PTY the client reads stdout/stderr from the log: --rm must wait
+                client_removes = bool(ctr.config.get("auto_remove") and not ctr.config.get("tty"))
+                live = await self.rt.start(ctr, client_removes, size)
+            except BasinError as e:
+                auto_remove = ctr.config.get("auto_remove")
+                if ctr.id in self.rt.containers and (e.code == 125 or auto_remove):
+                    await self.rt.remove(ctr, force=True)
+                raise
+        except BaseException:
+            attach.close_client(client)
+            raise
+        if live.console is not None:
+            live.console.add(client)
+        await reply.send({"type": "started", "id": ctr.id, "name": ctr.name})
+        await attach.serve(ctr, live, client, reply)
+        if live.client_removes:
+            await live.done.wait()  # a detached or vanished client: remove once it exits
+            await reply.wait_closed(timeout=30)
+            await self.rt.remove(ctr, force=False)
+
+    async def attach(self, req: dict[str, Any], reply: Reply) -> None:
+        ctr = self.rt.find(str(req.get("ref", "")))
+        live = self.rt.live.get(ctr.id)
+        if live is None:
+            raise BasinError(f"cannot attach to stopped container {ctr.name}: start it first")
+        size = attach.winsize(req)
+        client = attach.open_client(self.paths, req)
+        if live.console is not None:
+            live.console.add(client)
+            if size is not None:
+                live.console.resize(*size, seq=attach.seq(req))
+        await reply.send(
+            {"type": "attached", "id": ctr.id, "name": ctr.name, "tty": ctr.config.get("tty")}
+        )
+        await attach.serve(ctr, live, client, reply)
+
+    async def resize(self, req: dict[str, Any], reply: Reply) -> None:
+        ctr = self.rt.find(str(req.get("ref", "")))
+        live = self.rt.live.get(ctr.id)
+        size = attach.winsize(req)
+        if live is not None and live.console is not None and size is not None:
+            live.console.resize(*size, seq=attach.seq(req))
+        await reply.send({"type": "result"})
 
     async def _each(self, refs: list[str], action: Any) -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = [{"ref": r} for r in refs]

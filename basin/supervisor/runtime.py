@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
 import errno
 import json
 import os
 import shutil
 import signal
+import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +23,7 @@ from basin.cgroups import CgroupBackend, Limits
 from basin.errors import BasinError, Conflict
 from basin.paths import Paths
 from basin.records import EXITED, RUNNING, STOPPED, Container
+from basin.supervisor.console import Console
 from basin.supervisor.events import Events
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.networking import Networks
@@ -52,6 +56,7 @@ class Live:
     # a foreground `run --rm` client removes the container itself once it has read the log
     client_removes: bool = False
     term_signal: int = 0  # the signal that ended it, 0 if it exited
+    console: Console | None = None  # its PTY (-t) or stdin pipe (-i), for attached clients
 
 
 class Runtime:
@@ -136,22 +141,25 @@ class Runtime:
         return ctr
 
     # ---- start ------------------------------------------------------------------------
-    async def start(self, ctr: Container, client_removes: bool = False) -> Live:
+    async def start(
+        self,
+        ctr: Container,
+        client_removes: bool = False,
+        winsize: tuple[int, int] | None = None,
+    ) -> Live:
         """Spawn, configure, release; return once the command has exec'd (or raise)."""
         assert self.nursery is not None
         c = ctr.config
         d = self.paths.container(ctr.id)
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
-        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         max_size, max_files = logfile.rotation(ctr.config.get("log_opts"))
         writer = JsonLogWriter(self.paths.container_log(ctr.id), max_size, max_files)
-        child_fds = [null, out_w, err_w, go_r, st_w]
+        stdio = _Stdio(bool(c.get("tty")), bool(c.get("interactive")))
+        child_fds = [*stdio.child_fds, go_r, st_w]
         zspec = {
             "id": ctr.id,
-            "fds": ["stdin", "stdout", "stderr", "go", "status"],
+            "fds": [*stdio.names, "go", "status"],
             "rootfs": {
                 "lower": c["rootfs"],
                 "upper": str(d / "upper"),
@@ -164,7 +172,8 @@ class Runtime:
             "argv": c["argv"],
             "env": c["env"],
             "workdir": c["workdir"],
-            "tty": False,
+            "tty": stdio.tty,
+            "winsize": list(winsize or (24, 80)),
             "netns": c["network"] != "host",
             "files": self.networks.etc_files(ctr),
         }
@@ -189,19 +198,20 @@ class Runtime:
                 self.cgroups.add(ctr.id, pid)
             await self._setup_network(ctr, pid)
             os.write(go_w, b"g")
+            await stdio.receive_master()
         except BaseException:
             os.close(go_w)  # the child reads EOF and gives up
             if pid:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
-            for fd in (out_r, err_r, st_r, pidfd):
+            for fd in (*stdio.parent_fds(), st_r, pidfd):
                 if fd >= 0:
                     os.close(fd)
             writer.close()
             await self._release(ctr)
             raise
         os.close(go_w)
-        live = Live(pidfd=pidfd, client_removes=client_removes)
+        live = Live(pidfd=pidfd, client_removes=client_removes, console=stdio.console())
         self.live[ctr.id] = live
         status = await _read_all(st_r)
         os.close(st_r)
@@ -211,7 +221,7 @@ class Runtime:
         if failure:
             ctr.state.error = failure["error"]
         records.save_state(self.paths, ctr)
-        self.nursery.start_soon(self._watch, ctr, live, out_r, err_r, writer)
+        self.nursery.start_soon(self._watch, ctr, live, stdio.out_r, stdio.err_r, writer)
         if failure:
             self.events.emit(
                 "container.start_failed",
@@ -230,8 +240,11 @@ class Runtime:
     ) -> None:
         try:
             async with trio.open_nursery() as n:
-                n.start_soon(_relay, out_r, "stdout", writer)
-                n.start_soon(_relay, err_r, "stderr", writer)
+                console = live.console
+                tap = console.broadcast if console is not None and console.tty else None
+                for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
+                    if fd >= 0:  # a PTY's output is all "stdout", as in docker
+                        n.start_soon(_relay, fd, stream, writer, tap)
                 n.start_soon(self._watch_oom, ctr, live)
                 await trio.lowlevel.wait_readable(live.pidfd)
                 _, status = os.waitpid(ctr.state.pid, 0)
@@ -240,6 +253,8 @@ class Runtime:
         finally:
             writer.close()
             os.close(live.pidfd)
+            if live.console is not None:
+                live.console.close()
         await self._finish(ctr, live, exit_code_of(status))
 
     async def _finish(self, ctr: Container, live: Live, code: int) -> None:
@@ -435,7 +450,10 @@ async def _read_all(fd: int) -> bytes:
         chunks.append(data)
 
 
-async def _relay(fd: int, stream: str, writer: JsonLogWriter) -> None:
+async def _relay(
+    fd: int, stream: str, writer: JsonLogWriter, tap: Callable[[bytes], None] | None = None
+) -> None:
+    """Copy a container's output to its log (and to `tap`: attached clients) until EOF."""
     os.set_blocking(fd, False)
     try:
         while True:
@@ -451,8 +469,76 @@ async def _relay(fd: int, stream: str, writer: JsonLogWriter) -> None:
                 data = os.read(fd, 65536)
             except BlockingIOError:
                 continue
+            except OSError as e:
+                if e.errno == errno.EIO:
+                    return  # a PTY master once no process holds the slave: its EOF
+                raise
             if not data:
                 return
             writer.feed(stream, data)
+            if tap is not None:
+                tap(data)
     finally:
         os.close(fd)
+
+
+class _Stdio:
+    """A container's standard streams as the supervisor sets them up.
+
+    -t: the container opens a PTY from its own devpts (so `tty` says /dev/pts/0) and sends
+    us the master over a "console" socket. Otherwise stdout and stderr are pipes, and stdin is
+    a pipe we keep the write end of (-i) or /dev/null."""
+
+    def __init__(self, tty: bool, interactive: bool) -> None:
+        self.tty = tty
+        self.interactive = interactive
+        self.out_r = self.err_r = -1
+        self.stdin_w = -1
+        self.master = -1
+        self._sock: socket.socket | None = None
+        if tty:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            self._sock = ours
+            self.names = ["console"]
+            self.child_fds = [theirs.detach()]
+            return
+        self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        if interactive:
+            stdin_r, self.stdin_w = os.pipe2(os.O_CLOEXEC)
+        else:
+            stdin_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        self.names = ["stdin", "stdout", "stderr"]
+        self.child_fds = [stdin_r, out_w, err_w]
+
+    async def receive_master(self) -> None:
+        """Take the PTY master the container sends once its root is ready. A container whose
+        setup failed sends nothing: the socket's EOF, and its status pipe says why."""
+        if self._sock is None:
+            return
+        sock = trio.socket.from_stdlib_socket(self._sock)
+        self._sock = None
+        with sock:
+            _msg, ancdata, _flags, _addr = await sock.recvmsg(
+                1, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC
+            )
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS and len(data) >= 4:
+                self.master = array.array("i", data[:4])[0]
+        if self.master >= 0:
+            # the relay reads its own copy: the console may close the other under a writer
+            self.out_r = os.dup(self.master)
+
+    def parent_fds(self) -> list[int]:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        return [fd for fd in (self.out_r, self.err_r, self.stdin_w, self.master) if fd >= 0]
+
+    def console(self) -> Console | None:
+        if self.tty:
+            master = self.master if self.master >= 0 else None
+            return Console(master, tty=True, interactive=self.interactive)
+        if self.interactive:
+            return Console(self.stdin_w, tty=False)
+        return None
