@@ -64,6 +64,7 @@ class Paths:
         return self.run / "supervisor.pid"
 
     def ensure(self) -> None:
-        for d in (self.root, self.containers, self.images, self.networks):
+        # networks/ is made by the first network: an empty one is no state worth showing
+        for d in (self.root, self.containers, self.images):
             d.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(parents=True, exist_ok=True, mode=0o700)
