@@ -359,3 +359,15 @@ def test_thin_client_imports_nothing_heavy(basin: Basin) -> None:
         [sys.executable, "-c", code], env=basin.env, capture_output=True, text=True, check=True
     )
     assert "HEAVY []" in out.stdout
+
+
+def test_image_in_use_is_not_removed(basin: Basin) -> None:
+    basin.ok("run", "--name", "user", "busybox", "true")
+    res = basin("image", "rm", "busybox")
+    assert res.returncode == 125
+    assert (
+        res.stderr.strip() == "basin: image busybox is used by container(s) user: remove them first"
+    )
+    assert (basin.root / "images" / "busybox" / "rootfs" / "bin" / "busybox").exists()
+    basin.ok("rm", "user")
+    assert basin.ok("image", "rm", "busybox") == "busybox\n"

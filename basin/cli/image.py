@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from basin import image
-from basin.errors import EXIT_BASIN, BasinError
+from basin.errors import EXIT_BASIN, BasinError, Conflict
 from basin.paths import Paths
 
 
@@ -141,8 +141,17 @@ def _rm(args: argparse.Namespace) -> int:
     """Remove each name in turn; report every failure, fail if any did (docker rmi)."""
     paths = Paths.from_env()
     code = 0
+    from basin import records
+
+    users = records.load_all(paths, warn=False)
     for name in args.names:
         try:
+            using = [c.name for c in users if c.config.get("image") == name]
+            if using:
+                # its tree is the lower layer of their overlays: removing it would break them
+                raise Conflict(
+                    f"image {name} is used by container(s) {', '.join(using)}: remove them first"
+                )
             image.remove(paths, name)
         except BasinError as e:
             code = _fail(e)
