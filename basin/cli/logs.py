@@ -61,13 +61,16 @@ def main(argv: list[str]) -> int:
     ctr = records.resolve(records.load_all(paths), p.args[0])
     follower = LogFollower(paths.container_log(ctr.id), timestamps=bool(p.get("timestamps")))
     # every retained file, oldest first (<id>-json.log.N ... .1, then <id>-json.log)
-    recs = list(logfile.records(follower.read_existing()))
-    if since is not None:
-        recs = [r for r in recs if logfile.parse_time(r["time"]) >= since]
-    if tail is not None:
-        recs = recs[len(recs) - tail :] if tail else []
-    for r in recs:
-        follower.emit(r)
+    if since is None and tail is None:
+        follower.emit_existing()
+    else:
+        recs = list(logfile.records(follower.read_existing()))
+        if since is not None:
+            recs = [r for r in recs if logfile.parse_time(r["time"]) >= since]
+        if tail is not None:
+            recs = recs[len(recs) - tail :] if tail else []
+        for r in recs:
+            follower.emit(r)
     if not p.get("follow"):
         follower.close()
         return 0
