@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+
+TYPE_CHECKING = False  # typing costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class CorruptRecord(Exception):

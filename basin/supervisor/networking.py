@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -18,7 +18,6 @@ from basin import records
 from basin.errors import BasinError, Conflict
 from basin.network import (
     BUILTIN_MODES,
-    NetworkDriver,
     PortMapping,
     check_network_name,
     check_run_network,
@@ -30,6 +29,9 @@ from basin.plugins import load_network_driver
 from basin.records import RUNNING, Container
 from basin.supervisor.events import Events
 from plugins.network.etcfiles import UPSTREAM_RESOLV, hosts_file, resolv_conf
+
+if TYPE_CHECKING:
+    from basin.network import NetworkDriver
 
 DEFAULT_DRIVER = "bridge"
 HOST_RESOLV = "/etc/resolv.conf"
