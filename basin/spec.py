@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 
 from basin.errors import BasinError
 
@@ -65,10 +64,14 @@ def validate_name(name: str) -> str:
 
 
 def random_name() -> str:
+    import secrets  # here, not at the top: the client only validates (secrets costs 4 ms)
+
     return f"{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}_{secrets.token_hex(2)}"
 
 
 def new_id() -> str:
+    import secrets
+
     return secrets.token_hex(32)
 
 
