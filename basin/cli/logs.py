@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 
 from basin import logfile, records
 from basin.cli.options import Opt, UsageError, parse, parse_int, usage
@@ -37,6 +36,8 @@ def parse_since(value: str, now: float | None = None) -> float:
         return float(value)
     except ValueError:
         pass
+    from datetime import UTC, datetime  # here: `logs` without --since never needs it
+
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
