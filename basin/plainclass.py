@@ -11,7 +11,8 @@ may take in all. Modules the one-shot commands load write::
 
 so mypy checks them as real dataclasses, while at run time the fields come from the class's
 annotations in order, with the same constructor, ==, repr, frozen and asdict behaviour for
-the classes that use them (no InitVar, ClassVar, slots, kw_only or ordering).
+the classes that use them (no InitVar, ClassVar, slots, kw_only or ordering). The functions
+of ``dataclasses`` (asdict, fields, replace) do not work on them: use this module's asdict.
 """
 
 from __future__ import annotations

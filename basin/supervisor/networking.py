@@ -8,7 +8,6 @@ they are loaded lazily, so a supervisor that never sees a network never imports 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +24,7 @@ from basin.network import (
     read_network,
 )
 from basin.paths import Paths
+from basin.plainclass import asdict  # PortMapping is a plain class at run time
 from basin.plugins import load_network_driver
 from basin.records import RUNNING, Container
 from basin.supervisor.events import Events
