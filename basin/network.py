@@ -4,12 +4,17 @@ entry point (group ``basin.network_drivers``)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from basin.errors import BasinError, NotFound
 from basin.paths import Paths
 from basin.store import CorruptRecord, read_json
+
+TYPE_CHECKING = False  # typing itself costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any, Protocol
+else:  # the same classes without dataclasses' import cost (see basin.plainclass)
+    from basin.plainclass import dataclass, field
 
 
 @dataclass
@@ -41,21 +46,24 @@ class Attachment:
         }
 
 
-class NetworkDriver(Protocol):
-    name: str
+if TYPE_CHECKING:  # only for annotations: the thin client never loads typing
 
-    def create(self, name: str, subnet: str, gateway: str | None) -> dict[str, Any]:
-        """Create the network (bridge, address, NAT); return its record."""
+    class NetworkDriver(Protocol):
+        name: str
 
-    def remove(self, name: str) -> None:
-        """Remove bridge, rules and record; refuse with Conflict while containers are attached."""
+        def create(self, name: str, subnet: str, gateway: str | None) -> dict[str, Any]:
+            """Create the network (bridge, address, NAT); return its record."""
 
-    def attach(self, name: str, cid: str, pid: int, ports: list[PortMapping]) -> Attachment:
-        """Give the container (its netns is /proc/PID/ns/net) an address on the network.
-        Blocking (netlink, iptables): the supervisor calls it in a worker thread."""
+        def remove(self, name: str) -> None:
+            """Remove bridge, rules and record; refuse with Conflict while containers are
+            attached."""
 
-    def detach(self, name: str, cid: str) -> None:
-        """Release the address, host veth and port rules. Idempotent."""
+        def attach(self, name: str, cid: str, pid: int, ports: list[PortMapping]) -> Attachment:
+            """Give the container (its netns is /proc/PID/ns/net) an address on the network.
+            Blocking (netlink, iptables): the supervisor calls it in a worker thread."""
+
+        def detach(self, name: str, cid: str) -> None:
+            """Release the address, host veth and port rules. Idempotent."""
 
 
 # --- what `run` asks for: pure checks, shared by the client and the supervisor ---

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+
+TYPE_CHECKING = False  # typing itself costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from dataclasses import dataclass
+else:  # the same classes without dataclasses' import cost (see basin.plainclass)
+    from basin.plainclass import dataclass
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from basin.errors import BasinError, NotFound
 from basin.paths import Paths
 from basin.store import CorruptRecord, read_json, write_json
+
+TYPE_CHECKING = False  # typing itself costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from dataclasses import asdict, dataclass, field
+    from typing import Any
+else:  # the same classes without dataclasses' import cost (see basin.plainclass)
+    from basin.plainclass import asdict, dataclass, field
 
 CREATED, RUNNING, STOPPED, EXITED = "created", "running", "stopped", "exited"
 

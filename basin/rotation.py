@@ -80,6 +80,14 @@ class RotatingFile:
         if batch:
             self.write(b"".join(batch))
 
+    def write_block(self, data: bytes) -> None:
+        """Write whole lines joined in one bytes object: at once when they fit under the size
+        limit, else line by line so that a rotation falls between lines."""
+        if self.max_size is None or self.size + len(data) <= self.max_size:
+            self.write(data)
+        else:
+            self.write_lines(data.splitlines(keepends=True))
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -127,6 +135,11 @@ class ChainReader:
 
     def read_existing(self) -> bytes:
         """Everything the retained files hold now, oldest first."""
+        return b"".join(self.iter_existing())
+
+    def iter_existing(self, chunk: int = 1 << 30) -> Iterator[bytes]:
+        """What read_existing returns, in pieces of at most ``chunk`` bytes: a large log
+        never has to be in memory whole."""
         # newest first, so a rotation while we open shows up as the same inode twice (never as
         # a file we skipped); duplicates are then dropped
         fds: list[int] = []
@@ -146,17 +159,18 @@ class ChainReader:
                 seen.add(ino)
                 fds.append(fd)
             n += 1
-        out: list[bytes] = []
-        for fd in reversed(fds):
-            out.append(_read_rest(fd))
         # keep the newest open: following continues from exactly where we stopped, and a
         # rotation since is found by its inode among the numbered files
         self._close()
         if fds:
             self._fd, self._ino = fds[0], _ino(fds[0])
-        for fd in fds[1:]:
-            os.close(fd)
-        return b"".join(out)
+        try:
+            for fd in reversed(fds):
+                while data := os.read(fd, chunk):
+                    yield data
+        finally:
+            for fd in fds[1:]:
+                os.close(fd)
 
     def skip_existing(self) -> None:
         """Follow only what is written from now on."""

@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -49,29 +50,47 @@ def run(
     with tempfile.TemporaryFile(dir=SCRATCH) as out, tempfile.TemporaryFile(dir=SCRATCH) as err:
         start = time.perf_counter()
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 list(cmd),
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
-                timeout=timeout,
-                check=False,
             )
         except FileNotFoundError as exc:
             seconds = time.perf_counter() - start
             return Outcome(seconds, False, f"not installed: {exc.filename}", b"")
-        except subprocess.TimeoutExpired:
-            seconds = time.perf_counter() - start
-            return Outcome(seconds, False, f"timed out after {timeout:.0f} s", b"")
+        timed_out = _wait(proc, timeout)
         seconds = time.perf_counter() - start
+        if timed_out:
+            return Outcome(seconds, False, f"timed out after {timeout:.0f} s", b"")
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
         return Outcome(seconds, False, error_text(proc.returncode, stderr, stdout), b"")
     return Outcome(seconds, True, "", stdout, stderr)
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Wait for proc in a blocking waitpid; True if it had to be killed after `timeout`.
+
+    Not Popen.wait(timeout=...): that polls with sleeps doubling from 0.5 ms up to 50 ms, so
+    every time it measures is rounded up to the next of 32, 64, 114, 164... ms."""
+    killed = threading.Event()
+
+    def kill() -> None:
+        killed.set()
+        proc.kill()
+
+    killer = threading.Timer(timeout, kill)
+    killer.start()
+    try:
+        proc.wait()
+    finally:
+        killer.cancel()
+    return killed.is_set()
 
 
 def quiet(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 60) -> bool:
@@ -107,11 +126,7 @@ def launch_many(
         deadline = start + timeout
         errors: list[str] = []
         for proc, err in zip(procs, errs, strict=False):
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.perf_counter()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            if _wait(proc, max(0.1, deadline - time.perf_counter())):
                 errors.append(f"timed out after {timeout:.0f} s")
                 continue
             if proc.returncode != 0:

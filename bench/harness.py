@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import chart, peers, rootfs
-from bench.basin_env import BasinEnv, make_rootfs_tar
+from bench.basin_env import BasinEnv, basin_command, make_rootfs_tar
 from bench.context import Context
 from bench.host_state import peer_window
 from bench.peers import OciRuntime, Podman
@@ -81,17 +81,32 @@ def _teardown(ctx: Context | None) -> None:
     peers.remove_podman_image()
 
 
+def _cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.partition(":")[2].strip()
+    return platform.machine()
+
+
+def _memory_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            return int(line.split()[1]) / 1024 / 1024
+    return 0.0
+
+
 def _preamble(opts: Options, ctx: Context | None, elapsed: float) -> list[str]:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Run {now} on {platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs; "
+        f"Run {now} on {platform.node()}: Linux {platform.release()}, {os.cpu_count()} CPUs "
+        f"({_cpu_model()}), {_memory_gb():.0f} GB RAM; "
         f"python {platform.python_version()}; load average at the end "
         f"{os.getloadavg()[0]:.2f} (other jobs share this machine).",
         f"Iterations: {opts.count} per timed row (bursts and log floods: "
         f"{ctx.few if ctx else '?'}){', quick mode' if opts.quick else ''}; "
         f"tools take turns every iteration, in rotating order. Whole run: {elapsed:.0f} s.",
         "",
-        "Tools: basin (this tree, `python -m basin`, own BASIN_ROOT/BASIN_RUN), "
+        f"Tools: basin (this tree, `{' '.join(basin_command())}`, own BASIN_ROOT/BASIN_RUN), "
         + ", ".join(f"{t}: {peers.version(t)}" for t in ("runc", "crun", "podman", "conmon"))
         + ".",
         "All run the same busybox rootfs (/bin/busybox + applet links): runc and crun as an OCI "

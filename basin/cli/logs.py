@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import UTC, datetime
 
 from basin import logfile, records
 from basin.cli.options import Opt, UsageError, parse, parse_int, usage
@@ -37,6 +36,8 @@ def parse_since(value: str, now: float | None = None) -> float:
         return float(value)
     except ValueError:
         pass
+    from datetime import UTC, datetime  # here: `logs` without --since never needs it
+
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -61,13 +62,16 @@ def main(argv: list[str]) -> int:
     ctr = records.resolve(records.load_all(paths), p.args[0])
     follower = LogFollower(paths.container_log(ctr.id), timestamps=bool(p.get("timestamps")))
     # every retained file, oldest first (<id>-json.log.N ... .1, then <id>-json.log)
-    recs = list(logfile.records(follower.read_existing()))
-    if since is not None:
-        recs = [r for r in recs if logfile.parse_time(r["time"]) >= since]
-    if tail is not None:
-        recs = recs[len(recs) - tail :] if tail else []
-    for r in recs:
-        follower.emit(r)
+    if since is None and tail is None:
+        follower.emit_existing()
+    else:
+        recs = list(logfile.records(follower.read_existing()))
+        if since is not None:
+            recs = [r for r in recs if logfile.parse_time(r["time"]) >= since]
+        if tail is not None:
+            recs = recs[len(recs) - tail :] if tail else []
+        for r in recs:
+            follower.emit(r)
     if not p.get("follow"):
         follower.close()
         return 0

@@ -16,6 +16,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "events": ("basin.cli.events", "main", "Show container and supervisor events"),
     "inspect": ("basin.cli.inspect", "main", "Print containers' configuration and state (JSON)"),
     "stop": ("basin.cli.lifecycle", "stop_main", "Stop running containers"),
+    "wait": ("basin.cli.wait", "main", "Wait until containers stop; print their exit codes"),
     "attach": ("basin.cli.attach", "main", "Attach to a running container's terminal"),
     "rm": ("basin.cli.lifecycle", "rm_main", "Remove containers"),
     "stats": ("basin.cli.stats", "main", "Show containers' CPU, memory and PID use"),

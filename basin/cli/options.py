@@ -6,10 +6,14 @@ argparse gets the last two wrong (it reads flags after IMAGE as its own), hence 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from basin.errors import BasinError
+
+TYPE_CHECKING = False  # typing itself costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any
+else:  # the same classes without dataclasses' import cost (see basin.plainclass)
+    from basin.plainclass import dataclass, field
 
 
 @dataclass(frozen=True)

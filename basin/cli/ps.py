@@ -6,7 +6,7 @@ import json
 
 from basin import records
 from basin.cli.options import Opt, parse, usage
-from basin.cli.output import table
+from basin.cli.table import table
 from basin.paths import Paths
 from basin.records import RUNNING
 

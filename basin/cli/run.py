@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from typing import Any
+import time
 
 from basin import client, spec
-from basin.cli import detachkeys, output, session
+from basin.cli import detachkeys, output
 from basin.cli.options import Opt, UsageError, parse, usage
 from basin.paths import Paths
+
+TYPE_CHECKING = False  # typing costs the thin client ~3 ms to import
+if TYPE_CHECKING:
+    from typing import Any
 
 PROG = "basin run"
 OPTS = [
@@ -85,6 +90,33 @@ OPTS = [
 SUMMARY = "Run a command in a new container (COMMAND defaults to /bin/sh)."
 
 
+class Trace:
+    """BASIN_TRACE=1: the moments of one run, as JSON lines on stderr at the end. Both clocks
+    are given: CLOCK_MONOTONIC (perf_counter) is the same in every process, so a caller that
+    notes it before starting us learns the interpreter's start-up; the wall clock matches the
+    timestamps of the supervisor's events ($BASIN_ROOT/events.jsonl)."""
+
+    def __init__(self) -> None:
+        self.on = os.environ.get("BASIN_TRACE") == "1"
+        self.marks: list[tuple[str, float, float]] = []
+
+    def mark(self, phase: str) -> None:
+        if self.on:
+            self.marks.append((phase, time.perf_counter(), time.time()))
+
+    def report(self, cid: str | None) -> None:
+        if not self.on or not self.marks:
+            return
+        first = self.marks[0][1]
+        for phase, mono, wall in self.marks:
+            rec = {"trace": "basin run", "phase": phase, "ms": round((mono - first) * 1000, 3)}
+            rec.update({"monotonic": mono, "wall": wall, "container": cid})
+            print(json.dumps(rec), file=sys.stderr)
+
+
+TRACE = Trace()
+
+
 def build_request(argv: list[str]) -> dict[str, Any]:
     p = parse(PROG, OPTS, argv, stop_at_positional=True)
     if not p.args:
@@ -143,6 +175,18 @@ def _limits(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    TRACE.mark("main")
+    try:
+        return _main(argv)
+    finally:
+        TRACE.mark("end")
+        TRACE.report(_traced_id[0] if _traced_id else None)
+
+
+_traced_id: list[str] = []
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["--help"] or (argv and "--help" in argv[: _first_positional(argv)]):
         print(usage(PROG, SUMMARY, OPTS, "IMAGE [COMMAND [ARG...]]"))
         return 0
@@ -150,10 +194,15 @@ def main(argv: list[str]) -> int:
     paths = Paths.from_env()
     keys = detachkeys.parse(parse(PROG, OPTS, argv, stop_at_positional=True).get("detach_keys"))
     if req["wait"] and (req["tty"] or req["interactive"]):
+        from basin.cli import session  # only here: it costs every other run ~12 ms to import
+
         mode = session.Mode(tty=req["tty"], stdin=req["interactive"], detach_keys=keys)
         return session.run(paths, req, mode)
+    TRACE.mark("request")
     if not req["wait"]:
         reply = client.call(paths, req)
+        _traced_id.append(reply["id"])
+        TRACE.mark("result")
         print(reply["id"])
         return 0
     return _foreground(paths, req)
@@ -183,6 +232,8 @@ def _foreground(paths: Paths, req: dict[str, Any]) -> int:
 
     for reply in client.request(paths, req, idle=pump):
         if reply["type"] == "started":
+            TRACE.mark("started")
+            _traced_id.append(reply["id"])
             follower = output.LogFollower(paths.container_log(reply["id"]))
             follower.pump()  # opens the log now: it exists from before the container started
             continue
@@ -192,6 +243,8 @@ def _foreground(paths: Paths, req: dict[str, Any]) -> int:
             print(f"basin: {reply['error']}", file=sys.stderr)
             return int(reply.get("code", 125))
         code = int(reply["exit_code"])
+        TRACE.mark("exited")
     if follower is not None:
         follower.drain()
+        TRACE.mark("log drained")
     return code

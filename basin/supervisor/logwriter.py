@@ -23,7 +23,17 @@ class JsonLogWriter:
         return self._file.fd
 
     def feed(self, stream: str, data: bytes) -> None:
-        lines, rest = logfile.split_records(self._partial.pop(stream, b"") + data)
+        data = self._partial.pop(stream, b"") + data
+        cut = data.rfind(b"\n") + 1
+        if cut and len(data) - cut <= logfile.MAX_RECORD:
+            # whole lines, in bulk when none needs escaping (the same bytes, ~50x faster)
+            encoded = logfile.encode_lines(stream, data[:cut], logfile.timestamp())
+            if encoded is not None:
+                if cut < len(data):
+                    self._partial[stream] = data[cut:]
+                self._file.write_block(encoded)
+                return
+        lines, rest = logfile.split_records(data)
         if rest:
             self._partial[stream] = rest
         if lines:

@@ -8,9 +8,8 @@ they are loaded lazily, so a supervisor that never sees a network never imports 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -18,7 +17,6 @@ from basin import records
 from basin.errors import BasinError, Conflict
 from basin.network import (
     BUILTIN_MODES,
-    NetworkDriver,
     PortMapping,
     check_network_name,
     check_run_network,
@@ -26,10 +24,14 @@ from basin.network import (
     read_network,
 )
 from basin.paths import Paths
+from basin.plainclass import asdict  # PortMapping is a plain class at run time
 from basin.plugins import load_network_driver
 from basin.records import RUNNING, Container
 from basin.supervisor.events import Events
 from plugins.network.etcfiles import UPSTREAM_RESOLV, hosts_file, resolv_conf
+
+if TYPE_CHECKING:
+    from basin.network import NetworkDriver
 
 DEFAULT_DRIVER = "bridge"
 HOST_RESOLV = "/etc/resolv.conf"
