@@ -1,4 +1,4 @@
-"""Atomic JSON records on disk: write to a temp file, rename; read tolerantly."""
+"""Atomic JSON records on disk: write to a temp file, fsync, rename; read tolerantly."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def write_json(path: Path, data: Any) -> None:
     payload = json.dumps(data, indent=1, sort_keys=True).encode()
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
-        # No fsync: the rename is what makes the record atomic against a crash of the
-        # supervisor (the page cache outlives it), which is the crash records are for; after a
-        # power loss no container survives either. An fsync here cost ~1.3 ms on the trio
-        # loop, four times per `run`.
         os.write(fd, payload)
+        # The rename alone survives a crash of the supervisor; the fsync makes the record
+        # survive a power loss too (names, exit codes and logs outlive a reboot), instead of
+        # leaving a renamed empty file. It costs ~1.3 ms a record on ext4 here.
+        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
