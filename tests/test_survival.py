@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 import pexpect
+import pytest
 
 from tests.conftest import Basin
 
@@ -186,3 +189,49 @@ def test_plain_supervisor_stop_ends_the_zygote(basin: Basin) -> None:
     [zygote] = zygotes(basin)
     basin.ok("supervisor", "stop")
     wait_for(lambda: gone(zygote), "the zygote to exit with its supervisor")
+
+
+def test_a_killed_zygote_is_replaced(basin: Basin) -> None:
+    """The zygote dies under a running supervisor: its containers come to the supervisor (a
+    subreaper), which still stops and reaps them; the next run starts a new zygote."""
+    basin.ok("run", "-d", "--name", "trap", "busybox", "sh", "-c",
+             "trap 'exit 7' TERM; echo up; while true; do sleep 0.1; done")  # fmt: skip
+    wait_for(lambda: basin.ok("logs", "trap") == "up\n", "trap to start")
+    [zygote] = zygotes(basin)
+    os.kill(zygote, signal.SIGKILL)
+    wait_for(lambda: gone(zygote), "the zygote to die")
+    assert basin.ok("stop", "trap") == "trap\n"
+    rows = ps(basin)
+    assert rows["trap"]["status"] == "stopped" and rows["trap"]["exit_code"] == 7
+    assert basin.ok("run", "--rm", "busybox", "echo", "again") == "again\n"
+    assert len(zygotes(basin)) == 1 and zygotes(basin) != [zygote]
+    basin.ok("rm", "trap")
+
+
+def fetch(url: str, deadline_s: float = 10) -> str:
+    """GET url, retrying while the server in the container is still starting."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return str(r.read().decode())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_a_networked_container_keeps_its_address(basin: Basin) -> None:
+    net = "sv" + secrets.token_hex(4)
+    basin.ok("network", "create", "--subnet", "10.234.245.0/24", net)
+    basin.ok("run", "-d", "--name", "web", "-h", "webhost", "--network", net,
+             "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")  # fmt: skip
+    ip = json.loads(basin.ok("inspect", "web"))[0]["NetworkSettings"]["IPAddress"]
+    assert fetch(f"http://{ip}/hostname") == "webhost\n"
+    kill_supervisor(basin)
+    basin.ok("stats", "--no-stream", "web")  # a new supervisor: its start-up reconcile...
+    assert fetch(f"http://{ip}/hostname", 2) == "webhost\n"  # ...left the veth alone
+    basin.ok("rm", "-f", "web")
+    with pytest.raises(OSError):
+        fetch(f"http://{ip}/hostname", 0)
+    basin.ok("network", "rm", net)

@@ -20,10 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 import trio
 
 from basin.errors import BasinError
 from basin.paths import Paths
+
+log = structlog.get_logger()
 
 # how long a new supervisor waits for an old zygote that is on its way out
 LOCK_WAIT_S = 5.0
@@ -102,7 +105,9 @@ class Zygote:
             cid: h.status for cid, h in self.held.items() if h.status is not None
         }
         self._waiters: dict[str, trio.Event] = {}
+        self._known = set(self.held)  # the containers this zygote reaps and reports
         self.lost = trio.Event()
+        self._revived = trio.Event()
 
     # ---- connecting (blocking, before trio runs) ------------------------------------------
     def _hello(self) -> socket.socket:
@@ -155,22 +160,49 @@ class Zygote:
     # ---- the running supervisor --------------------------------------------------------
     async def run(self) -> None:
         """Read the zygote's messages: spawn replies and exit statuses. Runs for the
-        supervisor's whole life; marks the zygote lost on EOF."""
+        supervisor's whole life; marks the zygote lost on EOF, and reads from the next one
+        once a spawn has started it."""
+        while True:
+            await self._read_until_eof()
+            self._mark_lost()  # (a cancellation, the supervisor shutting down, never gets here)
+            log.warning("zygote.lost", pid=self.pid)
+            await self._revived.wait()
+
+    async def _read_until_eof(self) -> None:
         while True:
             try:
                 msg, anc, _flags, _addr = await self._sock.recvmsg(
                     65536, socket.CMSG_LEN(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
                 )
             except OSError:
-                break
+                return
             if not msg:
-                break
+                return
             for level, kind, data in anc:  # nothing sent to us now carries fds
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                     for fd in array.array("i", data[: len(data) - len(data) % 4]):
                         os.close(fd)
             self._dispatch(json.loads(msg))
-        self._mark_lost()  # (a cancellation, the supervisor shutting down, never gets here)
+
+    async def _revive(self) -> None:
+        """Start a new zygote after ours died (killed by hand, OOM): the containers it had
+        came to us, the subreaper, and are reaped by exit_status' fallback."""
+        self._sock.close()
+        if self.proc is not None:
+            self.proc.poll()  # reap the dead one
+            self.proc = None
+        sock = await trio.to_thread.run_sync(self._hello)
+        for h in self.held.values():  # a fresh zygote holds nothing: this is defensive
+            for fd in h.fds.values():
+                os.close(fd)
+        self.held.clear()
+        self._raw = sock
+        self._sock = trio.socket.from_stdlib_socket(sock)
+        self._known = set()
+        self.lost = trio.Event()
+        revived, self._revived = self._revived, trio.Event()
+        revived.set()
+        log.info("zygote.restarted", pid=self.pid)
 
     def _dispatch(self, msg: dict[str, Any]) -> None:
         op = msg.get("op")
@@ -199,7 +231,7 @@ class Zygote:
     async def spawn(self, spec: dict[str, Any], fds: list[int]) -> int:
         async with self._lock:  # one spawn at a time: the zygote forks them one by one
             if self.lost.is_set():
-                raise BasinError("the zygote is gone: restart the supervisor")
+                await self._revive()
             self._pending = str(spec["id"])
             self._reply = None
             self._replied = trio.Event()
@@ -216,12 +248,13 @@ class Zygote:
             raise BasinError("the zygote is gone: restart the supervisor")
         if "pid" not in reply:
             raise BasinError(str(reply.get("error", "spawn failed")))
+        self._known.add(str(spec["id"]))
         return int(reply["pid"])
 
     async def exit_status(self, cid: str, pid: int) -> int | None:
         """The wait status of a container the zygote reaped; None if it cannot be known."""
         while cid not in self._statuses:
-            if self.lost.is_set():
+            if self.lost.is_set() or cid not in self._known:
                 # the zygote died: its orphans came to us, the subreaper, if we started it
                 try:
                     got, status = os.waitpid(pid, os.WNOHANG)
@@ -244,6 +277,7 @@ class Zygote:
     def release(self, cid: str) -> None:
         """The container is finished and recorded: the zygote forgets it."""
         self._statuses.pop(cid, None)
+        self._known.discard(cid)
         self._post({"op": "release", "id": cid})
 
     def _post(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
