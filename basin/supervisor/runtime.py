@@ -486,8 +486,8 @@ class Runtime:
 
 
 def _signal(live: Live, sig: int) -> None:
-    if live.exited.is_set():
-        return  # reaped already: its pidfd may be closed
+    if live.exited.is_set() or live.pidfd < 0:
+        return  # reaped already (its pidfd may be closed), or re-adopted after it ended
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(live.pidfd, sig)
 
