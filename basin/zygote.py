@@ -1,32 +1,47 @@
-"""The zygote: a single-threaded helper that forks containers for the supervisor.
+"""The zygote: a single-threaded helper that forks containers and outlives the supervisor.
 
 The trio supervisor runs worker threads, so it must never fork() itself. It sends this process
 a spawn request (JSON) with the container's fds (SCM_RIGHTS) over a SOCK_SEQPACKET socket.
 The zygote forks; that child unshares the namespaces and forks again, so the grandchild is
 PID 1 of the new PID namespace; the child exits at once, and the grandchild is re-parented to
-the supervisor, which is PR_SET_CHILD_SUBREAPER. The grandchild then waits on its "go" pipe
-while the supervisor puts it into its cgroups and network, mounts its root and execs.
+the zygote, which is PR_SET_CHILD_SUBREAPER. The grandchild then waits on its "go" pipe while
+the supervisor puts it into its cgroups and network, mounts its root and execs.
 
-Started as ``python -m basin.zygote FD``; it imports only the standard library and basin's
+Surviving the supervisor: the zygote keeps a copy of each container's output read ends, its
+stdin write end (-i) and PTY master (-t), so nothing a container writes to closes when the
+supervisor dies; reaps the containers (their parent) and tells the supervisor each status.
+When the supervisor goes, the zygote waits on $BASIN_RUN/zygote.sock for the next one and
+hands it every fd and status on "hello". It exits when told to, or when it holds nothing and
+no supervisor came for IDLE_EXIT_S.
+
+Started as ``python -m basin.zygote LISTEN_FD LOCK_FD`` by a supervisor holding
+zygote.lock (so one zygote per BASIN_RUN); it imports only the standard library and basin's
 ctypes seam, so it starts in a few milliseconds.
 """
 
 from __future__ import annotations
 
 import array
+import contextlib
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import struct
 import sys
 import termios
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NoReturn
 
 from basin import syscalls as sc
 
 MAX_FDS = 8
+# with no container held and no supervisor connected, the zygote leaves after this long
+IDLE_EXIT_S = 3.0
 BASE_FLAGS = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
 
 
@@ -121,14 +136,22 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
         _fail(status, *_exec_error(argv[0], e))
 
 
-def _spawn(spec: dict[str, Any], fdlist: list[int]) -> dict[str, Any]:
+def _spawn(spec: dict[str, Any], fdlist: list[int]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Fork the container; return the reply and the fds to hold for it ("keep.NAME" in the
+    request: the supervisor's ends of its pipes)."""
     fds = dict(zip(spec["fds"], fdlist, strict=True))
+    keep = {name.removeprefix("keep."): fds.pop(name) for name in list(fds) if name[:5] == "keep."}
     flags = BASE_FLAGS | (sc.CLONE_NEWNET if spec.get("netns", True) else 0)
     rd, wr = os.pipe()
     child = os.fork()
     if child == 0:
         try:
+            # the zygote's own signal plumbing is not the container's
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(rd)
+            for fd in keep.values():
+                os.close(fd)
             sc.unshare(flags)
             pid = os.fork()
             if pid == 0:
@@ -145,33 +168,214 @@ def _spawn(spec: dict[str, Any], fdlist: list[int]) -> dict[str, Any]:
     answer = os.read(rd, 512).decode()
     os.close(rd)
     os.waitpid(child, 0)
-    for fd in fdlist:
+    for fd in fds.values():
         os.close(fd)
     if answer.isdigit():
-        return {"pid": int(answer)}
-    return {"error": answer.removeprefix("error: ") or "spawn failed"}
+        return {"op": "spawned", "pid": int(answer)}, keep
+    for fd in keep.values():
+        os.close(fd)
+    return {"op": "spawned", "error": answer.removeprefix("error: ") or "spawn failed"}, {}
 
 
-def serve(sock: socket.socket) -> None:
-    while True:
+def exit_code_of(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+@dataclass
+class Held:
+    """What the zygote keeps for one container until the supervisor releases it."""
+
+    pid: int
+    state_path: str  # its state.json, for an exit while no supervisor is connected
+    fds: dict[str, int] = field(default_factory=dict)
+    status: int | None = None  # the wait status, once reaped
+
+    def close(self, names: list[str] | None = None) -> None:
+        for name in list(self.fds) if names is None else names:
+            fd = self.fds.pop(name, -1)
+            if fd >= 0:
+                os.close(fd)
+
+
+class Server:
+    """The zygote's loop: one supervisor connection at a time, the listening socket while none
+    is connected, and SIGCHLD (through a wakeup pipe) for the containers it reaps."""
+
+    def __init__(self, listener: socket.socket, sock_path: str) -> None:
+        self.listener = listener
+        self.sock_path = sock_path
+        self.conn: socket.socket | None = None
+        self.held: dict[str, Held] = {}
+        self.quit = False
+        self.idle_since = time.monotonic()
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        # a Python-level handler, so the signal is delivered (and writes the wakeup pipe)
+        signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
+
+    # ---- the loop ------------------------------------------------------------------------
+    def serve(self) -> None:
         try:
-            got = _recv(sock)
-        except ConnectionResetError:
+            while not self.quit:
+                poller = select.poll()
+                poller.register(self.wake_r, select.POLLIN)
+                sock = self.conn if self.conn is not None else self.listener
+                poller.register(sock, select.POLLIN)
+                timeout_ms = None
+                if self.conn is None and not self.held:
+                    left = IDLE_EXIT_S - (time.monotonic() - self.idle_since)
+                    if left <= 0:
+                        return  # nothing to keep and nobody to serve
+                    timeout_ms = int(left * 1000) + 1
+                for fd, _ev in poller.poll(timeout_ms):
+                    if fd == self.wake_r:
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self.wake_r, 4096)
+                        self._reap()
+                    elif self.conn is not None and fd == self.conn.fileno():
+                        self._on_message()
+                    elif fd == self.listener.fileno() and self.conn is None:
+                        self._accept()
+        finally:
+            # gone before the lock is (at exit): a new zygote binds the path only holding it
+            with contextlib.suppress(OSError):
+                os.unlink(self.sock_path)
+            self.listener.close()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except BlockingIOError:
             return
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        _pid, uid, _gid = struct.unpack("3i", creds)
+        if uid != os.geteuid():
+            conn.close()  # the socket is 0600 in a 0700 directory: a belt to those braces
+            return
+        conn.setblocking(True)
+        self.conn = conn
+
+    def _disconnect(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+            self.idle_since = time.monotonic()
+
+    def _send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+        if self.conn is None:
+            return
+        anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
+        try:
+            self.conn.sendmsg([json.dumps(msg).encode()], anc)
+        except OSError:
+            self._disconnect()  # a supervisor that died: the next one gets it all on hello
+
+    # ---- requests ------------------------------------------------------------------------
+    def _on_message(self) -> None:
+        assert self.conn is not None
+        try:
+            got = _recv(self.conn)
+        except OSError:
+            got = None
         if got is None:
+            self._disconnect()
             return
-        spec, fdlist = got
-        try:
-            reply = _spawn(spec, fdlist)
-        except Exception as e:
-            reply = {"error": f"spawn failed: {e}"}
-        sock.send(json.dumps(reply).encode())
+        msg, fds = got
+        op = msg.get("op")
+        if op == "spawn":
+            try:
+                reply, keep = _spawn(msg, fds)
+            except Exception as e:
+                reply, keep = {"op": "spawned", "error": f"spawn failed: {e}"}, {}
+            reply["id"] = msg["id"]
+            if "pid" in reply:
+                self.held[msg["id"]] = Held(reply["pid"], str(msg.get("state", "")), keep)
+            self._send(reply)
+            return
+        held = self.held.get(str(msg.get("id")))
+        if op == "hold" and held is not None:
+            for name, fd in zip(msg["names"], fds, strict=True):
+                held.close([name])
+                held.fds[name] = fd
+            return
+        for fd in fds:  # nothing else carries fds
+            os.close(fd)
+        if op == "drop" and held is not None:
+            held.close(list(msg.get("names", [])))
+        elif op == "release" and held is not None:
+            held.close()
+            del self.held[str(msg["id"])]
+        elif op == "hello":
+            self._reap()  # statuses first, so the supervisor sees the latest
+            for cid, h in self.held.items():
+                names = list(h.fds)
+                self._send(
+                    {"op": "held", "id": cid, "pid": h.pid, "names": names, "status": h.status},
+                    [h.fds[n] for n in names],
+                )
+            self._send({"op": "ready", "count": len(self.held), "pid": os.getpid()})
+        elif op == "exit":
+            self.quit = True
+
+    # ---- reaping -------------------------------------------------------------------------
+    def _reap(self) -> None:
+        """Reap every child that has exited: containers re-parented to us (we are their
+        subreaper). The intermediate children of spawns are waited for in _spawn itself."""
+        by_pid = {h.pid: (cid, h) for cid, h in self.held.items() if h.status is None}
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            found = by_pid.get(pid)
+            if found is None:
+                continue
+            cid, h = found
+            h.status = status
+            if self.conn is not None:
+                self._send({"op": "exited", "id": cid, "status": status})
+            else:
+                _record_exit(h)
+
+
+def _record_exit(h: Held) -> None:
+    """With no supervisor connected, write the exit code into the container's state.json (as
+    basin.store does: temp file, fsync, rename), so `ps` shows it, and it survives even the
+    zygote's own end. The status stays "running": it tells the next supervisor (which gets the
+    status on hello) that the container is still to be finished (drained, released)."""
+    if not h.state_path or h.status is None:
+        return
+    from basin import logfile
+    from basin.store import read_json, write_json
+
+    path = Path(h.state_path)
+    try:
+        state = read_json(path)
+        if state.get("status") == "running" and state.get("pid") == h.pid:
+            state["exit_code"] = exit_code_of(h.status)
+            state["finished_at"] = logfile.timestamp()
+            write_json(path, state)
+    except Exception:  # a record being removed, or unreadable: the supervisor decides
+        pass
 
 
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sock = socket.socket(fileno=int(sys.argv[1]))
-    serve(sock)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # containers re-parent to us when the intermediate child exits, so their exit statuses
+    # stay with a process that outlives the supervisor
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    os.chdir("/")  # never pin the starting directory's mount
+    listener = socket.socket(fileno=int(sys.argv[1]))
+    listener.setblocking(False)
+    # sys.argv[2] is the fd of zygote.lock, locked: held (inherited) for as long as we live
+    Server(listener, listener.getsockname()).serve()
 
 
 if __name__ == "__main__":

@@ -80,10 +80,8 @@ def test_supervisor_that_died_is_replaced(basin: Basin) -> None:
     # the next command starts a fresh supervisor and works
     assert basin.ok("run", "--rm", "busybox", "echo", "again") == "again\n"
     assert basin.supervisor_pid() not in (None, pid)
-    for z in zygotes:  # the dead supervisor's zygote noticed and left
-        deadline = time.monotonic() + 5
-        while Path(f"/proc/{z}").exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
+    # the dead supervisor's zygote outlived it and serves the new one (tests/test_survival.py)
+    assert [p for p in zygotes if Path(f"/proc/{p}").exists()] == zygotes
 
 
 def _parent(pid: int) -> int:

@@ -18,6 +18,7 @@ import fcntl
 import os
 import struct
 import termios
+from collections.abc import Callable
 
 import trio
 
@@ -134,6 +135,9 @@ class Console:
         self.ended = False
         self._write_lock = trio.Lock()
         self._winsize_seq = -1
+        # called when a client's EOF closes the container's stdin (-i): another holder of the
+        # pipe's write end (the zygote) must close its copy too
+        self.on_input_eof: Callable[[], None] | None = None
         if fd is not None:
             os.set_blocking(fd, False)
 
@@ -242,6 +246,8 @@ class Console:
                 client.drop(DETACHED)  # a terminal is never "ended" by one client leaving
             else:
                 self.close_input()  # -i: EOF on the client's stdin is EOF on the container's
+                if self.on_input_eof is not None:
+                    self.on_input_eof()
                 if client.out_fd is None:
                     return  # nothing else to relay; the request waits for the exit
                 client.in_fd = None

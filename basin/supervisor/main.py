@@ -207,6 +207,8 @@ class Supervisor:
         with trio.CancelScope() as self.cancel:
             async with trio.open_nursery() as nursery:
                 self.rt.nursery = nursery
+                nursery.start_soon(self.rt.zygote.run)
+                self.rt.readopt()
                 with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as sigs:
                     nursery.start_soon(server.serve, nursery)
                     self.rt.events.emit(
@@ -261,9 +263,12 @@ def run(paths: Paths, foreground: bool) -> int:
         logconfig.detach_stdio()  # from here on, everything we say is a JSON line in the log
     code = 0
     zygote: Zygote | None = None
+    runtime: Runtime | None = None
     try:
+        # the zygote, not us, is the containers' parent (it outlives us); as subreaper we
+        # still inherit them if the zygote we started dies, and can reap them then
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        zygote = Zygote()
+        zygote = Zygote(paths)  # the one that kept the containers of a supervisor that died
         paths.pidfile.write_text(f"{os.getpid()}\n")
         cgroups, cgroups_error = _cgroup_backend()
         runtime = Runtime(paths, zygote, cgroups)
@@ -278,7 +283,10 @@ def run(paths: Paths, foreground: bool) -> int:
     finally:
         _cleanup_run_dir(paths)
         if zygote is not None:
-            zygote.close()
+            # containers still running stay with the zygote for the next supervisor (a
+            # SIGTERM, as from a service manager's restart, keeps them, like docker's
+            # live-restore); with none left it has nothing to keep
+            zygote.close(stop=not zygote.held and (runtime is None or not runtime.live))
         Events().emit("supervisor.stopped", pid=os.getpid())
         logconfig.shutdown()
         os.unlink(paths.lock)

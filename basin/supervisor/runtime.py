@@ -74,8 +74,10 @@ class Runtime:
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
         for ctr in records.load_all(self.paths, warn=False):
-            if ctr.state.status == RUNNING and not records.alive(ctr.state):
-                # its supervisor died and so did it: we cannot know its code
+            held = ctr.id in self.zygote.held  # readopt() takes it back, exited or not
+            if ctr.state.status == RUNNING and not held and not records.alive(ctr.state):
+                # its supervisor died and so did it, and no zygote kept its status (or the
+                # zygote wrote it to the record before it went too)
                 ctr.state.status = EXITED
                 ctr.state.exit_code = (
                     ctr.state.exit_code if ctr.state.exit_code is not None else 255
@@ -159,7 +161,10 @@ class Runtime:
         child_fds = [*stdio.child_fds, go_r, st_w]
         zspec = {
             "id": ctr.id,
-            "fds": [*stdio.names, "go", "status"],
+            # keep.*: our ends of its pipes, which the zygote keeps a copy of so that they
+            # stay open if we die (see readopt)
+            "fds": [*stdio.names, "go", "status", *stdio.keep_names],
+            "state": str(d / "state.json"),
             "rootfs": {
                 "lower": c["rootfs"],
                 "upper": str(d / "upper"),
@@ -187,7 +192,7 @@ class Runtime:
                 enforced = await trio.to_thread.run_sync(self.cgroups.enforced, ctr.id)
                 ctr.state.limits_enforced = enforced.to_json()
             try:
-                pid = await self.zygote.spawn(zspec, child_fds)
+                pid = await self.zygote.spawn(zspec, [*child_fds, *stdio.keep_fds])
             finally:
                 for fd in child_fds:
                     os.close(fd)
@@ -199,11 +204,20 @@ class Runtime:
             await self._setup_network(ctr, pid)
             os.write(go_w, b"g")
             await stdio.receive_master()
+            if stdio.master >= 0:
+                self.zygote.hold(ctr.id, {"master": stdio.master})
         except BaseException:
             os.close(go_w)  # the child reads EOF and gives up
             if pid:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
+                # the zygote is its parent: it reaps it and tells us, then forgets it
+                with contextlib.suppress(ProcessLookupError):
+                    if pidfd >= 0:
+                        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                    else:
+                        os.kill(pid, signal.SIGKILL)
+                with trio.CancelScope(shield=True), trio.move_on_after(5):
+                    await self.zygote.exit_status(ctr.id, pid)
+                self.zygote.release(ctr.id)
             for fd in (*stdio.parent_fds(), st_r, pidfd):
                 if fd >= 0:
                     os.close(fd)
@@ -212,6 +226,7 @@ class Runtime:
             raise
         os.close(go_w)
         live = Live(pidfd=pidfd, client_removes=client_removes, console=stdio.console())
+        self._on_stdin_eof(ctr, live)
         self.live[ctr.id] = live
         status = await _read_all(st_r)
         os.close(st_r)
@@ -246,16 +261,25 @@ class Runtime:
                     if fd >= 0:  # a PTY's output is all "stdout", as in docker
                         n.start_soon(_relay, fd, stream, writer, tap)
                 n.start_soon(self._watch_oom, ctr, live)
-                await trio.lowlevel.wait_readable(live.pidfd)
-                _, status = os.waitpid(ctr.state.pid, 0)
+                if live.pidfd >= 0:  # -1: re-adopted after it had ended
+                    await trio.lowlevel.wait_readable(live.pidfd)
+                # pidfd works for a process that is not our child; the zygote, its parent,
+                # reaps it and sends the status
+                status = await self.zygote.exit_status(ctr.id, ctr.state.pid)
+                if status is None:
+                    ctr.state.error = "exit status unknown: the zygote that reaped it is gone"
+                    status = 255 << 8
                 live.term_signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
                 live.exited.set()
         finally:
             writer.close()
-            os.close(live.pidfd)
+            if live.pidfd >= 0:
+                os.close(live.pidfd)
             if live.console is not None:
                 live.console.close()
         await self._finish(ctr, live, exit_code_of(status))
+        # recorded: only now may the zygote forget its status and fds
+        self.zygote.release(ctr.id)
 
     async def _finish(self, ctr: Container, live: Live, code: int) -> None:
         s = ctr.state
@@ -298,6 +322,72 @@ class Runtime:
         await self._teardown_network(ctr)
         if self.cgroups is not None:
             await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+
+    # ---- re-adoption ------------------------------------------------------------------
+    def readopt(self) -> int:
+        """Take back what an earlier supervisor left: every container whose record says
+        running, with the fds and exit status the zygote kept. One that ended meanwhile is
+        drained and finished with its real exit code. Returns how many were taken back."""
+        assert self.nursery is not None
+        held, self.zygote.held = self.zygote.held, {}
+        for cid, h in held.items():
+            ctr = self.containers.get(cid)
+            if ctr is None or ctr.state.status != RUNNING or ctr.state.pid != h.pid:
+                for fd in h.fds.values():  # finished (or removed) before its release
+                    os.close(fd)
+                self.zygote.release(cid)
+                continue
+            self._adopt(ctr, h.fds)
+        for ctr in list(self.containers.values()):
+            if ctr.state.status == RUNNING and ctr.id not in self.live:
+                # no zygote kept it (it died too): its output is lost, but stop and rm work
+                self._adopt(ctr, {})
+            elif ctr.state.status in (EXITED, STOPPED) and ctr.config.get("auto_remove"):
+                # --rm, but its supervisor died before removing it (a foreground run's removal
+                # waits for its client to let go of the log): remove it now, as docker does
+                self.nursery.start_soon(self.remove, ctr, False)
+        return len(self.live)
+
+    def _adopt(self, ctr: Container, fds: dict[str, int]) -> None:
+        assert self.nursery is not None
+        c = ctr.config
+        pidfd = -1
+        with contextlib.suppress(ProcessLookupError):
+            pidfd = os.pidfd_open(ctr.state.pid)
+        if pidfd >= 0 and not records.alive(ctr.state):
+            os.close(pidfd)  # a re-used pid: ours is gone
+            pidfd = -1
+        out_r, err_r = fds.pop("stdout", -1), fds.pop("stderr", -1)
+        console: Console | None = None
+        if c.get("tty"):
+            master = fds.pop("master", None)
+            if master is not None:
+                out_r = os.dup(master)  # the relay's own copy, as in start()
+            console = Console(master, tty=True, interactive=bool(c.get("interactive")))
+        elif c.get("interactive"):
+            console = Console(fds.pop("stdin", None), tty=False)
+        for fd in fds.values():
+            os.close(fd)
+        max_size, max_files = logfile.rotation(c.get("log_opts"))
+        writer = JsonLogWriter(self.paths.container_log(ctr.id), max_size, max_files)
+        live = Live(pidfd=pidfd, console=console)
+        self._on_stdin_eof(ctr, live)
+        self.live[ctr.id] = live
+        self.nursery.start_soon(self._watch, ctr, live, out_r, err_r, writer)
+        self.events.emit(
+            "container.readopted",
+            container=ctr.short_id,
+            name=ctr.name,
+            pid=ctr.state.pid,
+            running=pidfd >= 0,
+            output=out_r >= 0,
+        )
+
+    def _on_stdin_eof(self, ctr: Container, live: Live) -> None:
+        """-i: when a client's stdin ends, the zygote closes its copy of the container's stdin
+        too, or the container would never read EOF."""
+        if live.console is not None and not live.console.tty:
+            live.console.on_input_eof = lambda: self.zygote.drop(ctr.id, ["stdin"])
 
     # ---- network ----------------------------------------------------------------------
     async def _setup_network(self, ctr: Container, pid: int) -> None:
@@ -396,8 +486,8 @@ class Runtime:
 
 
 def _signal(live: Live, sig: int) -> None:
-    if live.exited.is_set():
-        return  # reaped already: its pidfd may be closed
+    if live.exited.is_set() or live.pidfd < 0:
+        return  # reaped already (its pidfd may be closed), or re-adopted after it ended
     with contextlib.suppress(ProcessLookupError):
         signal.pidfd_send_signal(live.pidfd, sig)
 
@@ -501,6 +591,8 @@ class _Stdio:
             self._sock = ours
             self.names = ["console"]
             self.child_fds = [theirs.detach()]
+            self.keep_names: list[str] = []  # the master comes later: Runtime.start holds it
+            self.keep_fds: list[int] = []
             return
         self.out_r, out_w = os.pipe2(os.O_CLOEXEC)
         self.err_r, err_w = os.pipe2(os.O_CLOEXEC)
@@ -510,6 +602,11 @@ class _Stdio:
             stdin_r = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         self.names = ["stdin", "stdout", "stderr"]
         self.child_fds = [stdin_r, out_w, err_w]
+        self.keep_names = ["keep.stdout", "keep.stderr"]
+        self.keep_fds = [self.out_r, self.err_r]
+        if interactive:
+            self.keep_names.append("keep.stdin")
+            self.keep_fds.append(self.stdin_w)
 
     async def receive_master(self) -> None:
         """Take the PTY master the container sends once its root is ready. A container whose
