@@ -199,9 +199,15 @@ class Runtime:
             pidfd = os.pidfd_open(pid)
             ctr.state.pid = pid
             ctr.state.start_ticks = records.start_ticks(pid)
-            if self.cgroups is not None:
-                self.cgroups.add(ctr.id, pid)
-            await self._setup_network(ctr, pid)
+            # Both need only the pid, so they overlap; the first cgroup.procs write can wait
+            # ~10 ms for an RCU grace period (v1 here), which must not block the trio loop.
+            try:
+                async with trio.open_nursery() as n:
+                    if self.cgroups is not None:
+                        n.start_soon(trio.to_thread.run_sync, self.cgroups.add, ctr.id, pid)
+                    n.start_soon(self._setup_network, ctr, pid)
+            except BaseExceptionGroup as group:
+                raise _first_leaf(group) from None  # callers expect the BasinError itself
             os.write(go_w, b"g")
             await stdio.receive_master()
             if stdio.master >= 0:
@@ -511,6 +517,13 @@ def _oom_killed(backend: CgroupBackend, cid: str) -> bool:
         return backend.oom_killed(cid)
     except (BasinError, OSError):
         return False  # the group is gone: the container is on its way out
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:
