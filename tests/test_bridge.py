@@ -8,7 +8,6 @@ after itself even when it fails (fixtures below), so the leak check sees nothing
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import socket
 import subprocess
@@ -26,6 +25,7 @@ from basin.paths import Paths
 from plugins.network import iptables
 from plugins.network.bridge import BridgeDriver, net_marker, veth_name
 from plugins.network.netns import current_netns, run_in_netns
+from tests.netutil import free_port
 
 BUSYBOX = "/bin/busybox"
 HOST_NS = os.stat("/proc/self/ns/net").st_ino
@@ -48,17 +48,6 @@ def links() -> set[str]:
 
 def netname() -> str:
     return "bt" + secrets.token_hex(4)
-
-
-def free_port() -> int:
-    while True:
-        port = random.randint(40000, 59999)
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
 
 
 def in_ns(pid: int, *argv: str, timeout: float = 10) -> subprocess.CompletedProcess[str]:

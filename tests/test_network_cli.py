@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -26,21 +24,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import Basin
+from tests.netutil import free_port
 
 
 def netname() -> str:
     return "nt" + secrets.token_hex(4)
-
-
-def free_port() -> int:
-    while True:
-        port = random.randint(40000, 59999)
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
-            return port
 
 
 def links() -> set[str]:

@@ -24,7 +24,7 @@ RM_OPTS = [
 ]
 
 
-def _report(results: list[dict[str, object]]) -> int:
+def report(results: list[dict[str, object]]) -> int:
     failed = 0
     for res in results:
         if "error" in res:
@@ -54,7 +54,7 @@ def stop_main(argv: list[str]) -> int:
     if p.get("time") is not None:
         msg["timeout"] = parse_int(prog, "-t", p.get("time"), minimum=0)
     reply = client.call(Paths.from_env(), msg)
-    return _report(reply["results"])
+    return report(reply["results"])
 
 
 def rm_main(argv: list[str]) -> int:
@@ -72,4 +72,4 @@ def rm_main(argv: list[str]) -> int:
     reply = client.call(
         Paths.from_env(), {"op": "rm", "refs": p.args, "force": bool(p.get("force"))}
     )
-    return _report(reply["results"])
+    return report(reply["results"])

@@ -110,14 +110,9 @@ def rm_main(argv: list[str]) -> int:
     for name in p.args:
         check_network_name(name)
     reply = client.call(Paths.from_env(), {"op": "network.rm", "refs": p.args})
-    failed = 0
-    for res in reply["results"]:
-        if "error" in res:
-            failed += 1
-            print(f"basin: {res['error']}", file=sys.stderr)
-        else:
-            print(res["ref"])
-    return 1 if failed else 0
+    from basin.cli.lifecycle import report
+
+    return report(reply["results"])
 
 
 def inspect_main(argv: list[str]) -> int:
