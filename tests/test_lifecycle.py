@@ -371,3 +371,25 @@ def test_image_in_use_is_not_removed(basin: Basin) -> None:
     assert (basin.root / "images" / "busybox" / "rootfs" / "bin" / "busybox").exists()
     basin.ok("rm", "user")
     assert basin.ok("image", "rm", "busybox") == "busybox\n"
+
+
+def test_copy_storage_where_overlayfs_cannot_stack(basin: Basin) -> None:
+    # BASIN_STORAGE=copy is what a BASIN_ROOT on overlayfs gets: a private copy of the image
+    basin.env["BASIN_STORAGE"] = "copy"
+    out = basin.ok(
+        "run", "--name", "copied", "busybox", "sh", "-c", "echo hi > /etc/marker; cat /proc/mounts"
+    )
+    root = next(line.split() for line in out.splitlines() if line.split()[1] == "/")
+    assert root[2] != "overlay"
+    cid = json.loads(basin.ok("ps", "--format", "json"))["id"]
+    assert (basin.root / "containers" / cid / "rootfs" / "etc" / "marker").read_text() == "hi\n"
+    assert not (basin.root / "images" / "busybox" / "rootfs" / "etc" / "marker").exists()
+    basin.ok("rm", "copied")
+    assert not (basin.root / "containers" / cid).exists()
+
+
+def test_storage_mode_follows_the_filesystem(tmp_path: Path) -> None:
+    from basin import storage
+
+    assert storage.fs_type(tmp_path) != storage.OVERLAYFS_MAGIC
+    assert storage.mode_for(tmp_path) == "overlay"

@@ -13,12 +13,13 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 import trio
 
-from basin import logfile, records, spec
+from basin import logfile, records, spec, storage
 from basin.cgroups import CgroupBackend, Limits
 from basin.errors import BasinError, Conflict
 from basin.paths import Paths
@@ -153,6 +154,16 @@ class Runtime:
         assert self.nursery is not None
         c = ctr.config
         d = self.paths.container(ctr.id)
+        # before any fd exists: a failure here leaves only the record, which run removes
+        storage_mode = storage.mode_for(self.paths.containers)
+        lower = c["rootfs"]
+        if storage_mode == "copy":
+            lower = str(d / "rootfs")
+            if not os.path.isdir(lower):  # a restart of the same container keeps its copy
+                try:
+                    await trio.to_thread.run_sync(storage.copy_tree, Path(c["rootfs"]), Path(lower))
+                except OSError as e:
+                    raise BasinError(f"cannot copy the image for {ctr.name}: {e}") from None
         go_r, go_w = os.pipe2(os.O_CLOEXEC)
         st_r, st_w = os.pipe2(os.O_CLOEXEC)
         max_size, max_files = logfile.rotation(ctr.config.get("log_opts"))
@@ -166,11 +177,11 @@ class Runtime:
             "fds": [*stdio.names, "go", "status", *stdio.keep_names],
             "state": str(d / "state.json"),
             "rootfs": {
-                "lower": c["rootfs"],
+                "lower": lower,
                 "upper": str(d / "upper"),
                 "work": str(d / "work"),
                 "merged": str(d / "merged"),
-                "overlay": True,
+                "overlay": storage_mode == "overlay",
             },
             "volumes": c["volumes"],
             "hostname": c["hostname"],
