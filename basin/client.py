@@ -57,8 +57,12 @@ def start_supervisor(paths: Paths) -> int:
             return fd
         import subprocess  # only here: it costs every other client ~3 ms to import
 
+        # the supervisor serves these paths, whatever this process's environment says (a
+        # caller in-process, like the shell or a test, may hold Paths of its own)
+        env = {**os.environ, "BASIN_ROOT": str(paths.root), "BASIN_RUN": str(paths.run)}
         proc = subprocess.Popen(
             [sys.executable, "-m", "basin", "supervisor", "--background"],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
