@@ -83,6 +83,18 @@ def start_supervisor(paths: Paths) -> int:
         os.close(lock)
 
 
+def send_line(control_fd: int, msg: dict[str, Any]) -> None:
+    """One request as one write of at most PIPE_BUF bytes, so that requests of concurrent
+    clients never interleave in the FIFO."""
+    line = (json.dumps(msg) + "\n").encode()
+    if len(line) > MAX_REQUEST:
+        raise BasinError(f"request too large ({len(line)} bytes, at most {MAX_REQUEST})")
+    try:
+        os.write(control_fd, line)
+    except BlockingIOError:
+        raise BasinError("the supervisor is not keeping up with requests: try again") from None
+
+
 def request(
     paths: Paths,
     msg: dict[str, Any],
@@ -105,13 +117,8 @@ def request(
         os.close(fd)
         raise BasinError(f"cannot make a reply FIFO in {paths.replies}: {e.strerror}") from None
     try:
-        line = (json.dumps({**msg, "reply": name}) + "\n").encode()
-        if len(line) > MAX_REQUEST:
-            raise BasinError(f"request too large ({len(line)} bytes, at most {MAX_REQUEST})")
         try:
-            os.write(fd, line)
-        except BlockingIOError:
-            raise BasinError("the supervisor is not keeping up with requests: try again") from None
+            send_line(fd, {**msg, "reply": name})
         finally:
             os.close(fd)
         yield from _replies(paths, rfd, idle)

@@ -45,7 +45,7 @@ IDLE_EXIT_S = 3.0
 BASE_FLAGS = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
 
 
-def _recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
+def recv_with_fds(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
     fds = array.array("i")
     # MSG_CMSG_CLOEXEC: a received fd must not leak into the container's command (the status
     # pipe's EOF at exec is how the supervisor learns the exec succeeded)
@@ -278,7 +278,7 @@ class Server:
     def _on_message(self) -> None:
         assert self.conn is not None
         try:
-            got = _recv(self.conn)
+            got = recv_with_fds(self.conn)
         except OSError:
             got = None
         if got is None:

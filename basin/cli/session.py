@@ -102,13 +102,7 @@ class _Session:
             size = terminal.size(self.term_fd)
             if size is not None and self.mode.tty:
                 msg["winsize"] = list(size)
-            line = (json.dumps(msg) + "\n").encode()
-            if len(line) > client.MAX_REQUEST:
-                raise BasinError(f"request too large ({len(line)} bytes)")
-            try:
-                os.write(ctl, line)
-            except BlockingIOError:
-                raise BasinError("the supervisor is not keeping up with requests") from None
+            client.send_line(ctl, msg)
         finally:
             os.close(ctl)
 

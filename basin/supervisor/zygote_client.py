@@ -25,6 +25,7 @@ import trio
 
 from basin.errors import BasinError
 from basin.paths import Paths
+from basin.zygote import recv_with_fds
 
 log = structlog.get_logger()
 
@@ -41,19 +42,6 @@ class Held:
     pid: int
     fds: dict[str, int] = field(default_factory=dict)
     status: int | None = None  # its wait status if it ended while no supervisor ran
-
-
-def _recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]] | None:
-    fds = array.array("i")
-    msg, anc, _flags, _addr = sock.recvmsg(
-        65536, socket.CMSG_LEN(MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC
-    )
-    if not msg:
-        return None
-    for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-    return json.loads(msg), list(fds)
 
 
 def _start(paths: Paths) -> subprocess.Popen[bytes] | None:
@@ -142,7 +130,7 @@ class Zygote:
     def _take_held(self, sock: socket.socket) -> bool:
         """Read hello's answer; False if the zygote went away in the middle of it."""
         while True:
-            got = _recv(sock)
+            got = recv_with_fds(sock)
             if got is None:
                 return False
             msg, fds = got
@@ -305,7 +293,7 @@ class Zygote:
                 sock.setblocking(True)
                 sock.settimeout(5)
                 sock.send(b'{"op": "exit"}')
-                while _recv(sock) is not None:  # EOF: it has closed the connection to leave
+                while recv_with_fds(sock) is not None:  # EOF: it has closed the connection to leave
                     pass
         except OSError:
             pass
