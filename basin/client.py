@@ -29,20 +29,29 @@ MAX_REQUEST = 4096
 def _open_control(paths: Paths) -> int | None:
     """The control FIFO for writing, or None when no supervisor reads it (ENXIO/ENOENT)."""
     try:
-        return os.open(paths.control, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(paths.control, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
         if e.errno in (errno.ENXIO, errno.ENOENT):
             return None
         raise BasinError(f"cannot reach the supervisor at {paths.control}: {e.strerror}") from None
+    if supervisor_pid(paths) is None:
+        # a supervisor that was just killed: its main thread is a zombie already, but its
+        # other threads, still exiting, hold the FIFO open for a moment
+        os.close(fd)
+        return None
+    return fd
 
 
 def supervisor_pid(paths: Paths) -> int | None:
     try:
         pid = int(paths.pidfile.read_text())
         os.kill(pid, 0)
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2][1:2]
     except (OSError, ValueError):
         return None
-    return pid
+    # a zombie is dead too: whoever inherited it may not have reaped it yet
+    return None if state in (b"Z", b"X") else pid
 
 
 def start_supervisor(paths: Paths) -> int:
@@ -147,6 +156,11 @@ def _replies(paths: Paths, rfd: int, idle: Callable[[], None] | None) -> Iterato
         data = os.read(rfd, 65536)
         if not data:
             if opened:
+                # its pid may linger a moment after its FIFO closed
+                for _ in range(20):
+                    if supervisor_pid(paths) is None:
+                        raise BasinError("the supervisor died while handling the request")
+                    time.sleep(0.01)
                 raise BasinError("the supervisor closed the request without an answer")
             time.sleep(0.002)
             continue

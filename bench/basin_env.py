@@ -24,15 +24,17 @@ SUBNET = "10.234.250.0/24"
 
 
 def basin_command() -> list[str]:
-    """What a user runs: the `basin` console script of the venv this harness runs in (nox's),
+    """What a user runs: the compiled client scripts/setup installs as `basin` (nox's bench
+    session builds it into its venv as basin-client), else the venv's `basin` console script,
     else `python -m basin` from this tree. BENCH_BASIN (e.g. "/opt/venv/bin/basin") names
     another command. Never a pyenv shim: it is a bash script that costs ~20 ms a call."""
     override = os.environ.get("BENCH_BASIN", "").strip()
     if override:
         return shlex.split(override)
-    script = Path(sys.executable).parent / "basin"
-    if sys.prefix != sys.base_prefix and script.exists():
-        return [str(script)]
+    bindir = Path(sys.executable).parent
+    for name in ("basin-client", "basin"):
+        if sys.prefix != sys.base_prefix and (bindir / name).exists():
+            return [str(bindir / name)]
     return [sys.executable, "-m", "basin"]
 
 
@@ -94,6 +96,12 @@ class BasinEnv:
         outcome = self.run("image", "import", str(image_tar), IMAGE)
         if not outcome.ok:
             self.problem = f"`basin image import` {outcome.error}"
+            return
+        # basin's normal state once anything ran: a supervisor up (`ps` is then answered by
+        # it; without one, the compiled client hands `ps` to the Python CLI, which reads disk)
+        outcome = self.run("supervisor", "start")
+        if not outcome.ok:
+            self.problem = f"`basin supervisor start` {outcome.error}"
 
     def ensure_network(self) -> str:
         if not self.network:

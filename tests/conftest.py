@@ -42,19 +42,34 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-class Basin:
-    """Runs the real `basin` command against this test's own state root."""
+REPO = Path(__file__).resolve().parent.parent
+PYTHON_CLI = [sys.executable, "-m", "basin"]
 
-    def __init__(self, root: Path, run: Path) -> None:
+
+@pytest.fixture(scope="session")
+def compiled_client(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """client/basin.c built as scripts/setup builds it, execing this interpreter's basin."""
+    out = tmp_path_factory.mktemp("client") / "basin"
+    subprocess.run([str(REPO / "scripts" / "build-client"), str(out), sys.executable], check=True)
+    return out
+
+
+class Basin:
+    """Runs the real `basin` command against this test's own state root: the compiled client
+    as a user runs it (it execs the Python CLI for what it does not do itself), or the Python
+    CLI when `command` says so."""
+
+    def __init__(self, root: Path, run: Path, command: list[str] | None = None) -> None:
         self.env = {**os.environ, "BASIN_ROOT": str(root), "BASIN_RUN": str(run)}
         self.root = root
         self.run_dir = run
+        self.command = command or PYTHON_CLI
 
     def __call__(
         self, *args: str, timeout: float = 60, input: bytes | None = None
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "basin", *args],
+            [*self.command, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -93,8 +108,8 @@ class Basin:
 
 
 @pytest.fixture
-def basin(tmp_path: Path, busybox_tar: Path) -> Iterator[Basin]:
-    b = Basin(tmp_path / "root", tmp_path / "run")
+def basin(tmp_path: Path, busybox_tar: Path, compiled_client: Path) -> Iterator[Basin]:
+    b = Basin(tmp_path / "root", tmp_path / "run", [str(compiled_client)])
     b.ok("image", "import", str(busybox_tar), "busybox")
     try:
         yield b

@@ -1,14 +1,14 @@
-"""basin ps: read straight from the records on disk; needs no supervisor."""
+"""basin ps: read straight from the records on disk; needs no supervisor. The supervisor
+renders the same table from its own records for the compiled client (basin.supervisor.oneshot)."""
 
 from __future__ import annotations
 
 import json
 
 from basin import records
-from basin.cli.options import Opt, parse, usage
-from basin.cli.table import table
+from basin.cli.options import Opt, Parsed, UsageError, parse, usage
 from basin.paths import Paths
-from basin.records import RUNNING
+from basin.records import RUNNING, Container
 
 PROG = "basin ps"
 OPTS = [
@@ -20,35 +20,30 @@ OPTS = [
 ]
 
 
-def main(argv: list[str]) -> int:
+def options(argv: list[str]) -> Parsed:
+    """The parsed command line; raises UsageError. p.get("help"): print help_text() only."""
     p = parse(PROG, OPTS, argv)
     if p.get("help"):
-        print(usage(PROG, "List containers.", OPTS))
-        return 0
+        return p
     if p.args:
-        from basin.cli.options import UsageError
-
         raise UsageError(f"{PROG}: takes no arguments")
-    fmt = p.get("format")
-    if fmt not in (None, "json", "table"):
-        from basin.cli.options import UsageError
+    if p.get("format") not in (None, "json", "table"):
+        raise UsageError(f"{PROG}: unknown format {p.get('format')!r} (json or table)")
+    return p
 
-        raise UsageError(f"{PROG}: unknown format {fmt!r} (json or table)")
-    paths = Paths.from_env()
-    ctrs = records.load_all(paths)
-    for c in ctrs:
-        # a record says running but its process is gone: the supervisor died with it
-        if c.state.status == RUNNING and not records.alive(c.state):
-            c.state.status = "exited"
-            c.state.exit_code = c.state.exit_code if c.state.exit_code is not None else 255
+
+def help_text() -> str:
+    return usage(PROG, "List containers.", OPTS)
+
+
+def render(p: Parsed, ctrs: list[Container]) -> str:
+    """What `basin ps` prints for these containers (oldest first), newline-terminated."""
+    from basin.cli.table import table
+
     if p.get("quiet"):
-        for c in ctrs:
-            print(c.id if p.get("no_trunc") else c.short_id)
-        return 0
-    if fmt == "json":
-        for c in ctrs:
-            print(json.dumps(c.summary()))
-        return 0
+        return "".join(f"{c.id if p.get('no_trunc') else c.short_id}\n" for c in ctrs)
+    if p.get("format") == "json":
+        return "".join(json.dumps(c.summary()) + "\n" for c in ctrs)
     rows = [
         [
             c.id if p.get("no_trunc") else c.short_id,
@@ -60,5 +55,19 @@ def main(argv: list[str]) -> int:
         ]
         for c in ctrs
     ]
-    print(table(["ID", "NAME", "PID", "STATUS", "COMMAND", "CREATED"], rows))
+    return table(["ID", "NAME", "PID", "STATUS", "COMMAND", "CREATED"], rows) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    p = options(argv)
+    if p.get("help"):
+        print(help_text())
+        return 0
+    ctrs = records.load_all(Paths.from_env())
+    for c in ctrs:
+        # a record says running but its process is gone: the supervisor died with it
+        if c.state.status == RUNNING and not records.alive(c.state):
+            c.state.status = "exited"
+            c.state.exit_code = c.state.exit_code if c.state.exit_code is not None else 255
+    print(render(p, ctrs), end="")
     return 0

@@ -14,6 +14,7 @@ from basin.paths import Paths
 
 TYPE_CHECKING = False  # typing costs the thin client ~3 ms to import
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
 
 PROG = "basin run"
@@ -117,7 +118,14 @@ class Trace:
 TRACE = Trace()
 
 
-def build_request(argv: list[str]) -> dict[str, Any]:
+def build_request(
+    argv: list[str],
+    paths: Paths | None = None,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+) -> dict[str, Any]:
+    """The supervisor request for `basin run ARGV`, as the client at `cwd` with `environ`
+    means it (the supervisor builds it for the compiled client with the client's own)."""
     p = parse(PROG, OPTS, argv, stop_at_positional=True)
     if not p.args:
         raise UsageError(f"{PROG}: requires an IMAGE (see basin run --help)")
@@ -130,13 +138,15 @@ def build_request(argv: list[str]) -> dict[str, Any]:
         spec.validate_hostname(p.get("hostname"))
     env: list[str] = []
     for f in p.get("env_file"):
-        env += spec.read_env_file(f)
-    env = spec.parse_env(env + p.get("env"), lookup=dict(os.environ))
+        env += spec.read_env_file(os.path.join(cwd, f) if cwd else f)
+    env = spec.parse_env(
+        env + p.get("env"), lookup=dict(os.environ if environ is None else environ)
+    )
     for v in p.get("volume"):
         spec.parse_volume(v)
     from basin.network import check_run_network
 
-    check_run_network(Paths.from_env(), p.get("network"), p.get("publish"))
+    check_run_network(paths or Paths.from_env(), p.get("network"), p.get("publish"))
     req: dict[str, Any] = {
         "op": "run",
         "image": image,
@@ -186,13 +196,26 @@ def main(argv: list[str]) -> int:
 _traced_id: list[str] = []
 
 
+def wants_help(argv: list[str]) -> bool:
+    return bool(argv) and "--help" in argv[: _first_positional(argv)]
+
+
+def help_text() -> str:
+    return usage(PROG, SUMMARY, OPTS, "IMAGE [COMMAND [ARG...]]")
+
+
+def detach_keys(argv: list[str]) -> bytes:
+    """--detach-keys as bytes (checked even when nothing is attached: bad input is an error)."""
+    return detachkeys.parse(parse(PROG, OPTS, argv, stop_at_positional=True).get("detach_keys"))
+
+
 def _main(argv: list[str]) -> int:
-    if argv[:1] == ["--help"] or (argv and "--help" in argv[: _first_positional(argv)]):
-        print(usage(PROG, SUMMARY, OPTS, "IMAGE [COMMAND [ARG...]]"))
+    if wants_help(argv):
+        print(help_text())
         return 0
     req = build_request(argv)
     paths = Paths.from_env()
-    keys = detachkeys.parse(parse(PROG, OPTS, argv, stop_at_positional=True).get("detach_keys"))
+    keys = detach_keys(argv)
     if req["wait"] and (req["tty"] or req["interactive"]):
         from basin.cli import session  # only here: it costs every other run ~12 ms to import
 

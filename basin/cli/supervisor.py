@@ -1,4 +1,4 @@
-"""basin supervisor [--background] | basin supervisor stop [--force] | basin supervisor status"""
+"""basin supervisor [--background] | basin supervisor start|status|stop [--force]"""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ OPTS = [
     Opt(("-h", "--help"), "help", help="show this help"),
 ]
 SUMMARY = """Run the supervisor in the foreground (for a service manager), or:
+  basin supervisor start      start one in the background unless one runs
   basin supervisor status     is one running, and its pid
   basin supervisor stop       stop it (refuses while containers run, unless --force)"""
 
@@ -23,7 +24,7 @@ SUMMARY = """Run the supervisor in the foreground (for a service manager), or:
 def main(argv: list[str]) -> int:
     p = parse(PROG, OPTS, argv)
     if p.get("help"):
-        print(usage(PROG, SUMMARY, OPTS, "[status|stop]"))
+        print(usage(PROG, SUMMARY, OPTS, "[start|status|stop]"))
         return 0
     paths = Paths.from_env()
     if not p.args:
@@ -36,6 +37,9 @@ def main(argv: list[str]) -> int:
 
         code = run(paths, foreground=not p.get("background"))
         return code
+    if p.args == ["start"]:
+        client.call(paths, {"op": "ping"})  # starts one when none answers
+        p.args = ["status"]
     if p.args == ["status"]:
         pid = client.supervisor_pid(paths)
         if pid is None:

@@ -37,6 +37,20 @@ class Reply:
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             await self.close()
 
+    async def send_raw(self, data: bytes) -> None:
+        """Bytes as they are (the compiled client's frames, basin.supervisor.frames)."""
+        if self._stream is None:
+            return
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            await self.close()
+
+    @property
+    def gone(self) -> bool:
+        """Nothing more can reach the client: it went away (or never had a FIFO)."""
+        return self._stream is None
+
     async def wait_closed(self, timeout: float) -> None:
         """Wait until the client closes its end (it has read everything it wanted)."""
         if self._stream is None:
@@ -123,6 +137,9 @@ class ControlServer:
             return
         reply = Reply(open_reply(self.paths, req.get("reply")))
         op = str(req.get("op", ""))
+        name = op
+        if op == "cli" and isinstance(req.get("argv"), list) and req["argv"]:
+            name = f"cli {str(req['argv'][0])[:32]}"  # the verb a compiled client forwarded
         outcome = "ok"
         error = None
         try:
@@ -141,7 +158,7 @@ class ControlServer:
             await reply.close()
             log.debug(
                 "request.handled",
-                request=op,
+                request=name,
                 outcome=outcome,
                 error=error,
                 duration_ms=round((time.monotonic() - started) * 1000, 2),

@@ -17,10 +17,13 @@ from basin import syscalls as sc
 from basin.cgroups import CgroupBackend
 from basin.errors import BasinError, Conflict
 from basin.paths import Paths
+from basin.records import Container
 from basin.supervisor import attach, logconfig
 from basin.supervisor.control import ControlServer, Handler, Reply
 from basin.supervisor.events import Events
-from basin.supervisor.runtime import Runtime
+from basin.supervisor.frames import ClientOutput
+from basin.supervisor.oneshot import OneShot
+from basin.supervisor.runtime import Live, Runtime
 from basin.supervisor.zygote_client import Zygote
 
 log = structlog.get_logger()
@@ -56,6 +59,7 @@ class Supervisor:
             "network.rm": self.network_rm,
             "attach": self.attach,
             "resize": self.resize,
+            "cli": OneShot(self).handle,
         }
 
     async def ping(self, req: dict[str, Any], reply: Reply) -> None:
@@ -65,16 +69,7 @@ class Supervisor:
         if req.get("attach") is not None:
             await self._run_attached(req, reply)
             return
-        ctr = await self.rt.create(req)
-        try:
-            client_removes = bool(req.get("wait") and ctr.config.get("auto_remove"))
-            live = await self.rt.start(ctr, client_removes)
-        except BasinError as e:
-            # a container that never ran is half-made: remove it; one whose exec failed (126,
-            # 127) stays to be inspected, as in docker, unless --rm asked otherwise
-            if ctr.id in self.rt.containers and (e.code == 125 or ctr.config.get("auto_remove")):
-                await self.rt.remove(ctr, force=True)
-            raise
+        ctr, live = await self.launch(req, bool(req.get("wait") and req.get("auto_remove")))
         await reply.send({"type": "started", "id": ctr.id, "name": ctr.name})
         if req.get("wait"):
             await live.done.wait()
@@ -92,16 +87,9 @@ class Supervisor:
         size = attach.winsize(req)
         client = attach.open_client(self.paths, req)
         try:
-            ctr = await self.rt.create(req)
-            try:
-                # without a PTY the client reads stdout/stderr from the log: --rm must wait
-                client_removes = bool(ctr.config.get("auto_remove") and not ctr.config.get("tty"))
-                live = await self.rt.start(ctr, client_removes, size)
-            except BasinError as e:
-                auto_remove = ctr.config.get("auto_remove")
-                if ctr.id in self.rt.containers and (e.code == 125 or auto_remove):
-                    await self.rt.remove(ctr, force=True)
-                raise
+            # without a PTY the client reads stdout/stderr from the log: --rm must wait
+            client_removes = bool(req.get("auto_remove") and not req.get("tty"))
+            ctr, live = await self.launch(req, client_removes, winsize=size)
         except BaseException:
             attach.close_client(client)
             raise
@@ -113,6 +101,25 @@ class Supervisor:
             await live.done.wait()  # a detached or vanished client: remove once it exits
             await reply.wait_closed(timeout=30)
             await self.rt.remove(ctr, force=False)
+
+    async def launch(
+        self,
+        req: dict[str, Any],
+        client_removes: bool,
+        winsize: tuple[int, int] | None = None,
+        output: ClientOutput | None = None,
+    ) -> tuple[Container, Live]:
+        """Create and start a container; one that fails to start is cleaned up: a container
+        that never ran is half-made and removed; one whose exec failed (126, 127) stays to be
+        inspected, as in docker, unless --rm asked otherwise."""
+        ctr = await self.rt.create(req)
+        try:
+            live = await self.rt.start(ctr, client_removes, winsize, output)
+        except BasinError as e:
+            if ctr.id in self.rt.containers and (e.code == 125 or ctr.config.get("auto_remove")):
+                await self.rt.remove(ctr, force=True)
+            raise
+        return ctr, live
 
     async def attach(self, req: dict[str, Any], reply: Reply) -> None:
         ctr = self.rt.find(str(req.get("ref", "")))
@@ -155,15 +162,19 @@ class Supervisor:
         return results
 
     async def stop(self, req: dict[str, Any], reply: Reply) -> None:
+        await reply.send({"type": "result", "results": await self.stop_each(req)})
+
+    async def stop_each(self, req: dict[str, Any]) -> list[dict[str, Any]]:
         t = req.get("timeout")
         timeout = None if t is None else int(t)
-        results = await self._each(list(req.get("refs", [])), lambda c: self.rt.stop(c, timeout))
-        await reply.send({"type": "result", "results": results})
+        return await self._each(list(req.get("refs", [])), lambda c: self.rt.stop(c, timeout))
 
     async def rm(self, req: dict[str, Any], reply: Reply) -> None:
+        await reply.send({"type": "result", "results": await self.rm_each(req)})
+
+    async def rm_each(self, req: dict[str, Any]) -> list[dict[str, Any]]:
         force = bool(req.get("force"))
-        results = await self._each(list(req.get("refs", [])), lambda c: self.rt.remove(c, force))
-        await reply.send({"type": "result", "results": results})
+        return await self._each(list(req.get("refs", [])), lambda c: self.rt.remove(c, force))
 
     async def stats(self, req: dict[str, Any], reply: Reply) -> None:
         from basin.supervisor.stats import sample

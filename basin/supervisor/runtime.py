@@ -26,6 +26,7 @@ from basin.paths import Paths
 from basin.records import EXITED, RUNNING, STOPPED, Container
 from basin.supervisor.console import Console
 from basin.supervisor.events import Events
+from basin.supervisor.frames import ClientOutput
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.networking import Networks
 from basin.supervisor.zygote_client import Zygote
@@ -58,6 +59,7 @@ class Live:
     client_removes: bool = False
     term_signal: int = 0  # the signal that ended it, 0 if it exited
     console: Console | None = None  # its PTY (-t) or stdin pipe (-i), for attached clients
+    output: ClientOutput | None = None  # the compiled client of a foreground run
 
 
 class Runtime:
@@ -149,6 +151,7 @@ class Runtime:
         ctr: Container,
         client_removes: bool = False,
         winsize: tuple[int, int] | None = None,
+        output: ClientOutput | None = None,
     ) -> Live:
         """Spawn, configure, release; return once the command has exec'd (or raise)."""
         assert self.nursery is not None
@@ -242,7 +245,7 @@ class Runtime:
             await self._release(ctr)
             raise
         os.close(go_w)
-        live = Live(pidfd=pidfd, client_removes=client_removes, console=stdio.console())
+        live = Live(pidfd, client_removes=client_removes, console=stdio.console(), output=output)
         self._on_stdin_eof(ctr, live)
         self.live[ctr.id] = live
         status = await _read_all(st_r)
@@ -276,7 +279,7 @@ class Runtime:
                 tap = console.broadcast if console is not None and console.tty else None
                 for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
                     if fd >= 0:  # a PTY's output is all "stdout", as in docker
-                        n.start_soon(_relay, fd, stream, writer, tap)
+                        n.start_soon(_relay, fd, stream, writer, tap, live.output)
                 n.start_soon(self._watch_oom, ctr, live)
                 if live.pidfd >= 0:  # -1: re-adopted after it had ended
                     await trio.lowlevel.wait_readable(live.pidfd)
@@ -288,6 +291,8 @@ class Runtime:
                     status = 255 << 8
                 live.term_signal = os.WTERMSIG(status) if os.WIFSIGNALED(status) else 0
                 live.exited.set()
+                if live.output is not None:
+                    live.output.unbound()
         finally:
             writer.close()
             if live.pidfd >= 0:
@@ -565,9 +570,14 @@ async def _read_all(fd: int) -> bytes:
 
 
 async def _relay(
-    fd: int, stream: str, writer: JsonLogWriter, tap: Callable[[bytes], None] | None = None
+    fd: int,
+    stream: str,
+    writer: JsonLogWriter,
+    tap: Callable[[bytes], None] | None = None,
+    output: ClientOutput | None = None,
 ) -> None:
-    """Copy a container's output to its log (and to `tap`: attached clients) until EOF."""
+    """Copy a container's output to its log (and to `tap`: attached clients; to `output`: the
+    compiled client of a foreground run) until EOF."""
     os.set_blocking(fd, False)
     try:
         while True:
@@ -592,6 +602,8 @@ async def _relay(
             writer.feed(stream, data)
             if tap is not None:
                 tap(data)
+            if output is not None and output.push(stream, data):
+                await output.wait_room()
     finally:
         os.close(fd)
 

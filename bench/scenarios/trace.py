@@ -1,9 +1,9 @@
 """8. The internal split of one `basin run --rm true`, so the next speed-up has a target.
 
-The client's moments come from BASIN_TRACE=1 (JSON lines on stderr, CLOCK_MONOTONIC, which is
-the same in every process, so the interpreter's start-up is measured from our own launch);
-the supervisor's from its events in $BASIN_ROOT/events.jsonl (container.created, .started,
-.exited, network.attached with its own ms), matched on the wall clock the client reports too.
+`basin` is the compiled client: it has no phases of its own worth tracing (~1 ms from exec to
+request), so the split comes from the supervisor's events in $BASIN_ROOT/events.jsonl
+(container.created, .started, .exited, .removed, network.attached with its own ms) against the
+wall clock just before the launch and just after the client's exit.
 """
 
 from __future__ import annotations
@@ -20,20 +20,25 @@ from bench.context import Context
 from bench.results import Row
 
 NAME = "8 phases of one basin run --rm true"
-# (label, from, to): points are client phases or supervisor events (prefixed "ev:")
+# (label, from, to): "launch" and "end" are the client's process; "ev:" points are events
 SPLIT = [
-    ("client start (exec → main: interpreter, imports)", "launch", "main"),
-    ("client: parse, check, open FIFO", "main", "request"),
-    ("supervisor: request → created (records, image, checks)", "request", "ev:container.created"),
+    (
+        "client start, request, supervisor until created (records, image, checks)",
+        "launch",
+        "ev:container.created",
+    ),
     (
         "supervisor: created → started (cgroups, zygote spawn, cgroup join, network, rootfs, exec)",
         "ev:container.created",
         "ev:container.started",
     ),
-    ("reply 'started' reaches the client", "ev:container.started", "started"),
-    ("command runs and exits, supervisor reaps, releases", "started", "ev:container.exited"),
-    ("reply 'result' reaches the client", "ev:container.exited", "exited"),
-    ("client: drain the log, exit", "exited", "end"),
+    (
+        "command runs and exits, supervisor reaps, releases",
+        "ev:container.started",
+        "ev:container.exited",
+    ),
+    ("--rm: the container's directory removed", "ev:container.exited", "ev:container.removed"),
+    ("exit code reaches the client, client exits", "ev:container.removed", "end"),
 ]
 
 
@@ -41,22 +46,11 @@ def _wall(iso: str) -> float:
     return datetime.datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-def _client_marks(stderr: bytes) -> tuple[dict[str, dict[str, Any]], str | None]:
-    marks: dict[str, dict[str, Any]] = {}
-    cid = None
-    for line in stderr.decode(errors="replace").splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and rec.get("trace") == "basin run":
-            marks[str(rec["phase"])] = rec
-            cid = rec.get("container") or cid
-    return marks, cid
-
-
-def _events(path: Path, short_id: str) -> dict[str, dict[str, Any]]:
+def _events(path: Path, name: str) -> dict[str, dict[str, Any]]:
+    """The first event of each kind for the container called `name` (network events carry
+    only its short ID, which its container.created event gives)."""
     found: dict[str, dict[str, Any]] = {}
+    short_id = None
     try:
         lines = path.read_text().splitlines()
     except OSError:
@@ -66,19 +60,16 @@ def _events(path: Path, short_id: str) -> dict[str, dict[str, Any]]:
             rec = json.loads(line)
         except ValueError:
             continue
-        if rec.get("container") == short_id:
+        if short_id is None and rec.get("event") == "container.created" and rec.get("name") == name:
+            short_id = rec.get("container")
+        if short_id is not None and rec.get("container") == short_id:
             found.setdefault(str(rec.get("event")), rec)
     return found
 
 
-def _points(
-    launch: float, marks: dict[str, dict[str, Any]], events: dict[str, dict[str, Any]]
-) -> dict[str, float]:
-    """Every point as seconds on the wall clock (monotonic ones moved by the client's offset)."""
-    offset = marks["main"]["wall"] - marks["main"]["monotonic"]
-    points = {"launch": launch + offset}
-    for phase, rec in marks.items():
-        points[phase] = rec["monotonic"] + offset
+def _points(launch: float, seconds: float, events: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Every point as seconds on the wall clock."""
+    points = {"launch": launch, "end": launch + seconds}
     for name, rec in events.items():
         points[f"ev:{name}"] = _wall(rec["timestamp"])
     return points
@@ -92,7 +83,6 @@ def scenario(ctx: Context) -> list[Row]:
     out = [total, *rows.values(), attach]
     if b.problem:
         return out
-    env = {**b.env, "BASIN_TRACE": "1"}
     try:
         network = b.ensure_network()
     except RuntimeError as exc:
@@ -103,23 +93,32 @@ def scenario(ctx: Context) -> list[Row]:
         bridged = i % 2 == 1
         if bridged and not network:
             continue
-        cmd = b.cmd("run", "--rm", "--network", network if bridged else "none", "busybox", "true")
-        launch = time.perf_counter()
-        outcome = commands.run(cmd, env=env, cwd=REPO)
+        name = f"trace{i}x{time.monotonic_ns()}"
+        cmd = b.cmd(
+            "run",
+            "--rm",
+            "--name",
+            name,
+            "--network",
+            network if bridged else "none",
+            "busybox",
+            "true",
+        )
+        launch = time.time()
+        outcome = commands.run(cmd, env=b.env, cwd=REPO)
         if not outcome.ok:
             total.fail(outcome.error)
             break
-        marks, cid = _client_marks(outcome.stderr)
-        if "main" not in marks or cid is None:
-            total.fail("BASIN_TRACE=1 printed no trace")
+        events = _events(b.state / "root" / "events.jsonl", name)
+        if "container.created" not in events:
+            total.fail(f"no events for container {name}")
             break
-        events = _events(b.state / "root" / "events.jsonl", cid[:12])
         if bridged:
             if "network.attached" in events:
                 attach.samples.append(float(events["network.attached"]["ms"]))
             continue
         total.samples.append(outcome.seconds * 1000)
-        points = _points(launch, marks, events)
+        points = _points(launch, outcome.seconds, events)
         for label, start, end in SPLIT:
             if start in points and end in points:
                 rows[label].samples.append((points[end] - points[start]) * 1000)
