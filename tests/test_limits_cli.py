@@ -209,7 +209,7 @@ def test_oom_is_noticed_by_event_while_the_container_runs(basin: Basin) -> None:
         f"sh -c 'echo 0 > /proc/self/oom_score_adj; {ALLOCATE_64M}'; echo child $?; sleep 60"
     )
     basin.ok("run", "-d", "--name", "runs-on", "-m", "32m", "busybox", "sh", "-c", script)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # reclaim before the kill is slow on a loaded machine
     while not (rec := ps_json(basin, "runs-on"))["oom_killed"]:
         assert time.monotonic() < deadline, "the OOM kill was not noticed while running"
         time.sleep(0.05)
