@@ -204,9 +204,9 @@ class Rtnl:
         return self._exchange([(kind, flags, body)])[0]
 
     def batch(self, *requests: Request) -> None:
-        """Send several change requests in one datagram: the kernel carries them out in
-        order, each whatever became of the one before, and acks each. Raises the first
-        refusal once all acks are in."""
+        """Send several change requests (no dumps: a socket runs one at a time) in one
+        datagram: the kernel carries them out in order, each whatever became of the one
+        before, and acks each. Raises the first refusal once all acks are in."""
         self._exchange(list(requests))
 
     def _exchange(self, requests: list[Request]) -> list[list[tuple[int, memoryview]]]:
