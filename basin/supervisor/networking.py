@@ -234,13 +234,15 @@ class Networks:
         may still answer for it) goes in a task of its own, so a container's exit is
         reported without waiting for the kernel. Whatever comes next waits for it
         (settled): attaching the same container again, removing its network, and a second
-        teardown, which is how removing the container (`rm`, `run --rm`) still returns
-        only once all of it is gone. A supervisor that dies first leaves the allocation to
-        reconcile() at the next start. Port rules go at once: a host port must be free
-        again as soon as `run -p` returns."""
+        teardown, which is how `rm` still returns only once all of it is gone; not the
+        automatic removal of a --rm container, which would hold up its exit report (-t,
+        -d). A supervisor that dies first leaves the allocation to reconcile() at the next
+        start. Port rules go at once: a host port must be free again as soon as `run -p`
+        returns."""
         att = ctr.state.network
         if not att:
-            await self.settled(cid=ctr.id)
+            if not ctr.config.get("auto_remove"):
+                await self.settled(cid=ctr.id)
             return
         drv = await self.driver(att.get("driver", DEFAULT_DRIVER))
         net = att["network"]
