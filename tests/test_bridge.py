@@ -1,8 +1,9 @@
 """The bridge driver against the real kernel: bridges, veths, network namespaces, iptables.
 
 Traffic stays between the host, bridges this file makes and namespaces it makes. Each test
-uses its own subnet in 10.234.100-119.0/24 and bridges named bt + random hex, and cleans up
-after itself even when it fails (fixtures below), so the leak check sees nothing.
+uses its own subnet in 10.234.100-119.0/24 (and 127, 129) and bridges named bt + random
+hex, and cleans up after itself even when it fails (fixtures below), so the leak check sees
+nothing.
 """
 
 from __future__ import annotations
@@ -475,3 +476,96 @@ def test_same_name_in_another_root_leaves_the_first_alone(
         other.create(name, "10.234.119.0/24", None)
     assert rules() == mine
     assert Path(f"/sys/class/net/{name}").exists()
+
+
+def test_detach_exited_lets_the_namespace_take_the_veth(
+    driver: BridgeDriver, network: Callable[..., dict[str, object]]
+) -> None:
+    """What the supervisor does once a container has exited: no delete of its own (the
+    namespace's death does it), the address released once the veth is gone."""
+    name = str(network("10.234.116.0/24")["name"])
+    proc = subprocess.Popen(["unshare", "--net", "--", BUSYBOX, "sleep", "60"])
+    try:
+        while os.stat(f"/proc/{proc.pid}/ns/net").st_ino == HOST_NS:
+            time.sleep(0.002)
+        att = driver.attach(name, "gone0001", proc.pid, [])
+    finally:
+        proc.kill()
+        proc.wait()
+    assert driver.ipam.get(name)["allocations"] == {"gone0001": att.ip}
+    t0 = time.monotonic()
+    driver.detach_exited(name, "gone0001", grace=10)
+    assert time.monotonic() - t0 < 5  # the namespace's own end, not the grace period
+    assert not Path(f"/sys/class/net/{att.host_veth}").exists()
+    assert driver.ipam.get(name)["allocations"] == {}
+    driver.detach_exited(name, "gone0001")  # idempotent
+    driver.remove(name)
+
+
+def test_detach_exited_deletes_what_a_held_namespace_keeps(
+    driver: BridgeDriver, network: Callable[..., dict[str, object]], spawn: Callable[..., int]
+) -> None:
+    name = str(network("10.234.116.0/24")["name"])
+    att = driver.attach(name, "held0001", spawn(), [])  # still running: its netns lives
+    t0 = time.monotonic()
+    driver.detach_exited(name, "held0001", grace=0.2)
+    assert time.monotonic() - t0 >= 0.2
+    assert not Path(f"/sys/class/net/{att.host_veth}").exists()
+    assert driver.ipam.get(name)["allocations"] == {}
+    driver.remove(name)
+
+
+def test_unpublish_frees_the_host_port_and_leaves_the_rest(
+    driver: BridgeDriver, network: Callable[..., dict[str, object]], spawn: Callable[..., int]
+) -> None:
+    name = str(network("10.234.116.0/24")["name"])
+    port = free_port()
+    net_rules = rules()
+    att = driver.attach(name, "pub00001", spawn(), [PortMapping(port, 80)])
+    assert any(f"basin:net={name}:ctr=pub00001" in r for r in rules())
+    driver.unpublish(name, "pub00001")
+    driver.unpublish(name, "pub00001")  # idempotent
+    assert rules() == net_rules
+    assert Path(f"/sys/class/net/{att.host_veth}").exists()
+    assert driver.ipam.get(name)["allocations"] == {"pub00001": att.ip}
+    # the port is free for the next container at once
+    driver.attach(name, "pub00002", spawn(), [PortMapping(port, 80)])
+    driver.detach(name, "pub00001")
+    driver.detach(name, "pub00002")
+    assert rules() == net_rules
+    driver.remove(name)
+
+
+def test_second_network_gets_eth1_and_no_second_default_route(
+    driver: BridgeDriver, network: Callable[..., dict[str, object]], spawn: Callable[..., int]
+) -> None:
+    first = str(network("10.234.127.0/24")["name"])
+    second = str(network("10.234.129.0/24")["name"])
+    pid = spawn()
+    a = driver.attach(first, "twonet01", pid, [])
+    b = driver.attach(second, "twonet01", pid, [])
+    assert a.host_veth != b.host_veth
+    assert "10.234.127.2/24" in in_ns(pid, "ip", "-o", "addr", "show", "eth0").stdout
+    assert "10.234.129.2/24" in in_ns(pid, "ip", "-o", "addr", "show", "eth1").stdout
+    routes = in_ns(pid, "ip", "route").stdout
+    assert routes.count("default") == 1 and "default via 10.234.127.1 dev eth0" in routes
+    assert in_ns(pid, BUSYBOX, "ping", "-c1", "-W2", "10.234.129.1").returncode == 0
+    driver.detach(second, "twonet01")
+    assert "eth1" not in in_ns(pid, "ip", "-o", "link").stdout
+    driver.detach(first, "twonet01")
+    driver.remove(first)
+    driver.remove(second)
+
+
+def test_attach_to_a_network_whose_bridge_is_gone(
+    driver: BridgeDriver, network: Callable[..., dict[str, object]], spawn: Callable[..., int]
+) -> None:
+    rec = network("10.234.116.0/24")
+    name = str(rec["name"])
+    with IPRoute() as ipr:
+        ipr.link("del", index=ipr.link_lookup(ifname=str(rec["bridge"]))[0])
+    links_before = links()
+    with pytest.raises(BasinError, match=f"network {name}: its bridge {name} is gone"):
+        driver.attach(name, "orphan01", spawn(), [])
+    assert links() == links_before
+    assert driver.ipam.get(name)["allocations"] == {}

@@ -2,9 +2,9 @@
 real bridges, veths and iptables rules.
 
 Traffic stays between the host and the bridges and containers these tests make. Each test
-uses its own subnet in 10.234.200-239.0/24 (other test files use other ranges) and networks
-named nt + random hex; the basin fixture removes containers and networks afterwards and the
-leak check sees that bridges, veths, rules and records are gone.
+uses its own subnet in 10.234.200-239.0/24 or 10.234.128.0/24 (other test files use others)
+and networks named nt + random hex; the basin fixture removes containers and networks
+afterwards and the leak check sees that bridges, veths, rules and records are gone.
 """
 
 from __future__ import annotations
@@ -225,11 +225,17 @@ def test_exit_releases_the_address(basin: Basin) -> None:
     basin.ok("network", "create", "--subnet", "10.234.208.0/24", name)
     basin.ok("run", "--name", "brief", "--network", name, "-p", f"{free_port()}:80", "busybox",
              "true")  # fmt: skip
-    assert inspect(basin, name)["containers"] == []
+    # the host port at once; the veth goes with the container's namespace, and the
+    # address with it, a moment after the exit was reported
     assert rules(f"basin:net={name}:ctr=") == []
     cid = json.loads(basin.ok("ps", "--format", "json"))["id"]
     assert state(basin, cid)["network"] == {}
-    assert not [n for n in links() if n.startswith("veth" + cid[:6])]
+    deadline = time.monotonic() + 5
+    while inspect(basin, name)["containers"] or [
+        n for n in links() if n.startswith("veth" + cid[:6])
+    ]:
+        assert time.monotonic() < deadline, "address or veth not released"
+        time.sleep(0.02)
 
 
 def test_published_port_from_the_host(basin: Basin) -> None:
@@ -296,6 +302,58 @@ def test_thirty_parallel_containers_get_distinct_addresses(basin: Basin) -> None
     basin.ok("rm", "-f", *cids, timeout=120)
     assert not veths & links() and ports_of(name) == set()
     assert inspect(basin, name)["containers"] == []
+
+
+def test_back_to_back_runs_reuse_the_port_the_address_and_the_network(basin: Basin) -> None:
+    """A container's exit is reported before its veth is gone (the kernel takes it with
+    the namespace, a moment later): the next command must not notice."""
+    name = netname()
+    port = free_port()
+    basin.ok("network", "create", "--subnet", "10.234.128.0/30", name)  # one address: .2
+    for _ in range(3):
+        # the host port is free again, and the only address too, once the last run returned
+        out = basin.ok("run", "--rm", "--network", name, "-p", f"{port}:80", "busybox",
+                       "ip", "-o", "-4", "addr", "show", "eth0")  # fmt: skip
+        assert "10.234.128.2/30" in out
+    # rm returns once all of it is gone
+    cid = basin.ok("run", "-d", "--network", name, "busybox", "sleep", "60").strip()
+    veth = state(basin, cid)["network"]["host_veth"]
+    basin.ok("rm", "-f", cid)
+    assert veth not in links() and inspect(basin, name)["containers"] == []
+    # the network can go right after its last container
+    basin.ok("run", "--rm", "--network", name, "busybox", "true")
+    basin.ok("network", "rm", name)
+    assert name not in links() and rules(f"basin:net={name}") == []
+
+
+def test_a_full_network_waits_for_an_address_on_its_way_back(basin: Basin) -> None:
+    """A namespace kept alive from outside (here an nsenter'd sleep) keeps its veth after
+    the container exits, so its address comes back only once the supervisor deletes the
+    veth itself (after a grace period): a run on the full network meanwhile waits for it
+    instead of failing."""
+    name = netname()
+    basin.ok("network", "create", "--subnet", "10.234.128.0/30", name)  # one address: .2
+    cid = basin.ok("run", "-d", "--network", name, "busybox", "sleep", "60").strip()
+    st = state(basin, cid)
+    holder = subprocess.Popen(["nsenter", "-t", str(st["pid"]), "-n", "sleep", "60"])
+    try:
+        deadline = time.monotonic() + 5
+        theirs = os.readlink(f"/proc/{st['pid']}/ns/net")
+        while os.readlink(f"/proc/{holder.pid}/ns/net") != theirs:
+            assert time.monotonic() < deadline, "nsenter did not enter"
+            time.sleep(0.01)
+        basin.ok("stop", "-t", "0", cid)
+        assert state(basin, cid)["network"] == {}
+        assert st["network"]["host_veth"] in links()  # held: not gone with the container
+        out = basin.ok("run", "--rm", "--network", name, "busybox", "ip", "-o", "-4", "addr",
+                       "show", "eth0")  # fmt: skip
+        assert "10.234.128.2/30" in out
+        assert st["network"]["host_veth"] not in links()
+    finally:
+        holder.kill()
+        holder.wait()
+    basin.ok("rm", cid)
+    basin.ok("network", "rm", name)
 
 
 @pytest.mark.parametrize(
