@@ -5,7 +5,6 @@ container-in-container). BASIN_STORAGE=overlay|copy forces one."""
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import shutil
 from pathlib import Path
@@ -20,10 +19,14 @@ class _StatFs(ctypes.Structure):
     _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
 
 
+# the process's own libc: find_library() would fork /sbin/ldconfig, and this runs in the
+# trio supervisor, which must never fork
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
 def fs_type(path: Path) -> int:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     buf = _StatFs()
-    if libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
+    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"statfs {path}: {os.strerror(err)}")
     return int(buf.f_type)
