@@ -11,7 +11,7 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,7 @@ class Runtime:
         self.nursery: trio.Nursery | None = None
         self.events = Events()
         self.networks = Networks(paths, self.events)
+        self._sync_limiter: trio.CapacityLimiter | None = None
 
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
@@ -137,11 +138,25 @@ class Runtime:
         d.mkdir(parents=True)
         for sub in ("upper", "work", "merged"):
             (d / sub).mkdir()
-        records.save_config(self.paths, ctr)
+        # no fsync on the loop: a worker thread makes both durable meanwhile
+        records.save_config(self.paths, ctr, sync=False)
         records.save_state(self.paths, ctr)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._sync_new, ctr)
         self.containers[cid] = ctr
         self.events.emit("container.created", container=cid[:12], name=name, image=img.name)
         return ctr
+
+    async def _sync_new(self, ctr: Container) -> None:
+        if self._sync_limiter is None:
+            # its own few threads: a burst of fsyncs must not hold up the work of other threads
+            self._sync_limiter = trio.CapacityLimiter(2)
+        try:
+            await trio.to_thread.run_sync(
+                records.sync_new, self.paths, ctr.id, limiter=self._sync_limiter
+            )
+        except OSError as e:
+            log.warning("container.sync_failed", container=ctr.short_id, error=str(e))
 
     # ---- start ------------------------------------------------------------------------
     async def start(
@@ -195,18 +210,28 @@ class Runtime:
         }
         pid = 0
         pidfd = -1
-        try:
-            if self.cgroups is not None:
-                await trio.to_thread.run_sync(
-                    self.cgroups.create, ctr.id, Limits.from_json(c["limits"])
-                )
-                enforced = await trio.to_thread.run_sync(self.cgroups.enforced, ctr.id)
-                ctr.state.limits_enforced = enforced.to_json()
+
+        async def spawn() -> None:
+            nonlocal pid
             try:
                 pid = await self.zygote.spawn(zspec, [*child_fds, *stdio.keep_fds])
             finally:
                 for fd in child_fds:
                     os.close(fd)
+
+        try:
+            # PID 1 mounts its root as soon as it exists, before the network setup below
+            # fills these in: they must exist by then
+            _touch_all(zspec["files"].values())
+            # The groups and the spawn need nothing of each other, so they overlap; PID 1
+            # joins the groups below, before it is let go.
+            try:
+                async with trio.open_nursery() as n:
+                    if self.cgroups is not None:
+                        n.start_soon(self._create_cgroups, ctr)
+                    n.start_soon(spawn)
+            except BaseExceptionGroup as group:
+                raise _first_leaf(group) from None  # callers expect the BasinError itself
             pidfd = os.pidfd_open(pid)
             ctr.state.pid = pid
             ctr.state.start_ticks = records.start_ticks(pid)
@@ -267,6 +292,17 @@ class Runtime:
         self.events.emit("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
         return live
 
+    async def _create_cgroups(self, ctr: Container) -> None:
+        """Make the container's groups and read back what the kernel holds: one thread hop."""
+        backend = self.cgroups
+        assert backend is not None
+
+        def create() -> Limits:
+            backend.create(ctr.id, Limits.from_json(ctr.config["limits"]))
+            return backend.enforced(ctr.id)
+
+        ctr.state.limits_enforced = (await trio.to_thread.run_sync(create)).to_json()
+
     async def _watch(
         self, ctr: Container, live: Live, out_r: int, err_r: int, writer: JsonLogWriter
     ) -> None:
@@ -304,13 +340,10 @@ class Runtime:
         s.finished_at = now_iso()
         s.status = STOPPED if live.stop_requested else EXITED
         s.stopped_by = live.stop_requested
-        if self.cgroups is not None:
-            # the kernel counts the kill before the process dies: an OOM the watcher had no
-            # time to see is caught here
-            with contextlib.suppress(OSError, BasinError):
-                if await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id):
-                    await self._note_oom(ctr, "exit")
-        await self._release(ctr)
+        # the kernel counts the kill before the process dies: an OOM the watcher had no time
+        # to see is caught here, in the same thread hop that removes the groups
+        if await self._release(ctr, check_oom=True):
+            await self._note_oom(ctr, "exit")
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
         self.events.emit(
@@ -334,11 +367,20 @@ class Runtime:
             await self.remove(ctr, force=False)
         live.done.set()
 
-    async def _release(self, ctr: Container) -> None:
-        """Give back the kernel objects a container holds while it runs."""
+    async def _release(self, ctr: Container, check_oom: bool = False) -> bool:
+        """Give back the kernel objects a container holds while it runs. check_oom: first
+        read whether the kernel OOM-killed in its groups; returns that."""
         await self._teardown_network(ctr)
-        if self.cgroups is not None:
-            await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+        backend = self.cgroups
+        if backend is None:
+            return False
+
+        def release() -> bool:
+            oom = check_oom and _oom_killed(backend, ctr.id)
+            backend.remove(ctr.id)
+            return oom
+
+        return await trio.to_thread.run_sync(release)
 
     # ---- re-adoption ------------------------------------------------------------------
     def readopt(self) -> int:
@@ -436,8 +478,15 @@ class Runtime:
         if self.cgroups is None:
             return
         backend = self.cgroups
+
+        def open_watch() -> tuple[int | None, bool]:
+            # A kill before the fd was registered shows in the counter: look once first, in
+            # the same thread hop.
+            fd = backend.oom_fd(ctr.id)
+            return fd, fd is not None and _oom_killed(backend, ctr.id)
+
         try:
-            fd = await trio.to_thread.run_sync(backend.oom_fd, ctr.id)
+            fd, killed = await trio.to_thread.run_sync(open_watch)
         except (BasinError, OSError) as e:
             log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
             return
@@ -446,13 +495,13 @@ class Runtime:
         try:
             async with trio.open_nursery() as n:
                 n.start_soon(_cancel_when, live.exited, n.cancel_scope)
-                # A kill before the fd was registered shows in the counter: look once first.
                 # Each wake-up may be another memory event (v2), or the group going away
                 # (v1), so the counter decides.
-                while not await trio.to_thread.run_sync(_oom_killed, backend, ctr.id):
+                while not killed:
                     await trio.lowlevel.wait_readable(fd)
                     with contextlib.suppress(BlockingIOError):
                         os.read(fd, 4096)  # drain: eventfd counter, or inotify events
+                    killed = await trio.to_thread.run_sync(_oom_killed, backend, ctr.id)
                 await self._note_oom(ctr, "event")
                 n.cancel_scope.cancel()
         finally:
@@ -497,8 +546,15 @@ class Runtime:
         if ctr.id not in self.containers:
             return  # removed meanwhile (an --rm container that a stop just ended)
         del self.containers[ctr.id]
-        await self._release(ctr)
-        await trio.to_thread.run_sync(_remove_tree, self.paths.container(ctr.id))
+        await self._teardown_network(ctr)
+        backend = self.cgroups
+
+        def remove_all() -> None:
+            if backend is not None:
+                backend.remove(ctr.id)  # a no-op unless releasing them failed at its exit
+            _remove_tree(self.paths.container(ctr.id))
+
+        await trio.to_thread.run_sync(remove_all)  # one thread hop for both
         self.events.emit("container.removed", container=ctr.short_id, name=ctr.name)
 
 
@@ -535,6 +591,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
+
+
+def _touch_all(paths: Iterable[str]) -> None:
+    for path in paths:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:

@@ -4,7 +4,6 @@ cgroup2 event files such as memory.events, which the kernel reports as IN_MODIFY
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from pathlib import Path
 
@@ -12,7 +11,8 @@ IN_MODIFY = 0x00000002
 IN_CLOEXEC = 0o2000000  # == O_CLOEXEC
 IN_NONBLOCK = 0o4000  # == O_NONBLOCK
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+# the interpreter's own C library (find_library would run `ldconfig -p` in a subprocess)
+_libc = ctypes.CDLL(None, use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
 _libc.inotify_init1.restype = ctypes.c_int
 _libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
