@@ -36,7 +36,7 @@ def test_state_is_not_fsynced_but_a_new_record_is_made_durable(
     paths = Paths(root=tmp_path, run=tmp_path / "run")
     ctr = records.Container(id="a" * 64, name="one", config={"name": "one"})
     paths.container(ctr.id).mkdir(parents=True)
-    records.save_config(paths, ctr, sync=False)
+    records.save_config(paths, ctr, durable=False)
     records.save_state(paths, ctr)
     assert synced == []  # what the supervisor does on its event loop
     records.sync_new(paths, ctr.id)  # ... and in a worker thread meanwhile

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -29,6 +29,9 @@ from basin.supervisor.events import Events
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.networking import Networks
 from basin.supervisor.zygote_client import Zygote
+
+if TYPE_CHECKING:
+    from basin.image import Image
 
 log = structlog.get_logger()
 
@@ -72,6 +75,7 @@ class Runtime:
         self.events = Events()
         self.networks = Networks(paths, self.events)
         self._sync_limiter: trio.CapacityLimiter | None = None
+        self._oom_fds: dict[str, int] = {}  # opened by start() for _watch_oom to take
 
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
@@ -104,15 +108,26 @@ class Runtime:
         name = spec.validate_name(req["name"]) if req.get("name") else spec.random_name()
         if self.name_taken(name):
             raise Conflict(f"the container name {name!r} is already in use")
-        img = await trio.to_thread.run_sync(images.resolve, self.paths, str(req.get("image", "")))
-        volumes = [spec.parse_volume(v) for v in req.get("volumes", [])]
         cid = spec.new_id()
-        hostname = spec.validate_hostname(req["hostname"]) if req.get("hostname") else cid[:12]
         tty = bool(req.get("tty"))
-        env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
-        limits = Limits.from_json(req.get("limits"))
-        await self._check_limits(limits)
-        network, ports = await trio.to_thread.run_sync(self.networks.check_request, req)
+
+        def check() -> tuple[
+            Image, list[dict[str, Any]], str, dict[str, str], Limits, str, list[dict[str, Any]]
+        ]:
+            # The image and network records are on disk (and an image tarball is imported on
+            # first use): one thread hop for every check, made in the order errors are told.
+            img = images.resolve(self.paths, str(req.get("image", "")))
+            volumes = [spec.parse_volume(v) for v in req.get("volumes", [])]
+            hostname = spec.validate_hostname(req["hostname"]) if req.get("hostname") else cid[:12]
+            env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
+            limits = Limits.from_json(req.get("limits"))
+            self._check_limits(limits)
+            network, ports = self.networks.check_request(req)
+            return img, volumes, hostname, env, limits, network, ports
+
+        img, volumes, hostname, env, limits, network, ports = await trio.to_thread.run_sync(check)
+        if self.name_taken(name):  # taken by another run meanwhile
+            raise Conflict(f"the container name {name!r} is already in use")
         config = {
             "id": cid,
             "name": name,
@@ -139,7 +154,7 @@ class Runtime:
         for sub in ("upper", "work", "merged"):
             (d / sub).mkdir()
         # no fsync on the loop: a worker thread makes both durable meanwhile
-        records.save_config(self.paths, ctr, sync=False)
+        records.save_config(self.paths, ctr, durable=False)
         records.save_state(self.paths, ctr)
         assert self.nursery is not None
         self.nursery.start_soon(self._sync_new, ctr)
@@ -260,7 +275,7 @@ class Runtime:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.zygote.exit_status(ctr.id, pid)
                 self.zygote.release(ctr.id)
-            for fd in (*stdio.parent_fds(), st_r, pidfd):
+            for fd in (*stdio.parent_fds(), st_r, pidfd, self._oom_fds.pop(ctr.id, -1)):
                 if fd >= 0:
                     os.close(fd)
             writer.close()
@@ -293,15 +308,23 @@ class Runtime:
         return live
 
     async def _create_cgroups(self, ctr: Container) -> None:
-        """Make the container's groups and read back what the kernel holds: one thread hop."""
+        """Make the container's groups, read back what the kernel holds and open the OOM
+        watch's fd (for _watch_oom): one thread hop."""
         backend = self.cgroups
         assert backend is not None
 
-        def create() -> Limits:
+        def create() -> tuple[Limits, int | None]:
             backend.create(ctr.id, Limits.from_json(ctr.config["limits"]))
-            return backend.enforced(ctr.id)
+            enforced = backend.enforced(ctr.id)
+            try:
+                return enforced, backend.oom_fd(ctr.id)
+            except (BasinError, OSError):
+                return enforced, None  # _watch_oom tries again, and says why it failed
 
-        ctr.state.limits_enforced = (await trio.to_thread.run_sync(create)).to_json()
+        enforced, oom_fd = await trio.to_thread.run_sync(create)
+        ctr.state.limits_enforced = enforced.to_json()
+        if oom_fd is not None:
+            self._oom_fds[ctr.id] = oom_fd
 
     async def _watch(
         self, ctr: Container, live: Live, out_r: int, err_r: int, writer: JsonLogWriter
@@ -458,8 +481,9 @@ class Runtime:
         await self.networks.teardown(ctr)
 
     # ---- limits -----------------------------------------------------------------------
-    async def _check_limits(self, limits: Limits) -> None:
-        """Refuse limits this host cannot enforce before anything of the container exists."""
+    def _check_limits(self, limits: Limits) -> None:
+        """Refuse limits this host cannot enforce before anything of the container exists.
+        Blocking (reads the cgroup tree): call in a worker thread."""
         if limits == Limits():
             return
         if self.cgroups is None:
@@ -469,7 +493,7 @@ class Runtime:
                 f"cannot enforce the resource limits ({asked}): the supervisor runs without "
                 f"cgroups ({self.cgroups_error or 'no cgroup backend'})"
             )
-        await trio.to_thread.run_sync(self.cgroups.check, limits)
+        self.cgroups.check(limits)
 
     # ---- out of memory ----------------------------------------------------------------
     async def _watch_oom(self, ctr: Container, live: Live) -> None:
@@ -485,11 +509,14 @@ class Runtime:
             fd = backend.oom_fd(ctr.id)
             return fd, fd is not None and _oom_killed(backend, ctr.id)
 
-        try:
-            fd, killed = await trio.to_thread.run_sync(open_watch)
-        except (BasinError, OSError) as e:
-            log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
-            return
+        # start() opened it before PID 1 joined the groups: no kill can predate it
+        fd, killed = self._oom_fds.pop(ctr.id, None), False
+        if fd is None:  # a re-adopted container, or start() could not open it
+            try:
+                fd, killed = await trio.to_thread.run_sync(open_watch)
+            except (BasinError, OSError) as e:
+                log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
+                return
         if fd is None:
             return
         try:
