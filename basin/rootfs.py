@@ -6,6 +6,7 @@ so it uses plain blocking calls and raises OSError with a message that names the
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from basin import syscalls as sc
@@ -20,9 +21,15 @@ def _mkdirs(path: str, mode: int = 0o755) -> None:
 
 
 def _touch(path: str) -> None:
-    _mkdirs(os.path.dirname(path))
-    if not os.path.exists(path):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    """An empty file to bind-mount onto, unless something is there already. mknod makes it
+    in one call, without opening anything (nor following a symlink left at path)."""
+    try:
+        os.mknod(path, stat.S_IFREG | 0o644)
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        _mkdirs(os.path.dirname(path))
+        os.mknod(path, stat.S_IFREG | 0o644)
 
 
 def _inside(root: str, path: str) -> str:
@@ -66,18 +73,19 @@ def mount_proc_dev_sys(root: str) -> None:
     dev = _inside(root, "/dev")
     _mkdirs(dev)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    # a fresh tmpfs: nothing in it exists yet, so each node and directory is one call
     for name in DEVICES:
         node = os.path.join(dev, name)
-        _touch(node)
+        os.mknod(node, stat.S_IFREG | 0o644)
         sc.mount(f"/dev/{name}", node, None, sc.MS_BIND)
     pts = os.path.join(dev, "pts")
-    _mkdirs(pts)
+    os.mkdir(pts, 0o755)
     sc.mount(
         "devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"
     )
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     shm = os.path.join(dev, "shm")
-    _mkdirs(shm)
+    os.mkdir(shm, 0o755)
     sc.mount(
         "shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k"
     )

@@ -363,9 +363,11 @@ class Runtime:
         s.finished_at = now_iso()
         s.status = STOPPED if live.stop_requested else EXITED
         s.stopped_by = live.stop_requested
-        # the kernel counts the kill before the process dies: an OOM the watcher had no time
-        # to see is caught here, in the same thread hop that removes the groups
-        if await self._release(ctr, check_oom=True):
+        await self._teardown_network(ctr)
+        # The kernel counts the kill before the process dies: an OOM the watcher had no time
+        # to see is caught here. A cgroup file is answered from kernel memory, as /proc is:
+        # no thread needed to read one.
+        if self.cgroups is not None and _oom_killed(self.cgroups, ctr.id):
             await self._note_oom(ctr, "exit")
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
@@ -387,23 +389,27 @@ class Runtime:
                 exit_code=code,
             )
         if ctr.config.get("auto_remove") and not live.client_removes:
-            await self.remove(ctr, force=False)
+            await self.remove(ctr, force=False)  # its groups with it
+        elif self.cgroups is not None:
+            # nothing that reports the exit waits for the groups to go; remove() removes
+            # them too (idempotent), should it come first
+            assert self.nursery is not None
+            self.nursery.start_soon(self._remove_groups, ctr)
         live.done.set()
 
-    async def _release(self, ctr: Container, check_oom: bool = False) -> bool:
-        """Give back the kernel objects a container holds while it runs. check_oom: first
-        read whether the kernel OOM-killed in its groups; returns that."""
+    async def _remove_groups(self, ctr: Container) -> None:
+        assert self.cgroups is not None
+        with trio.CancelScope(shield=True):  # a supervisor that is stopping removes them too
+            try:
+                await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+            except BasinError as e:
+                log.warning("container.cgroups_remove_failed", container=ctr.short_id, error=str(e))
+
+    async def _release(self, ctr: Container) -> None:
+        """Give back the kernel objects a container holds while it runs."""
         await self._teardown_network(ctr)
-        backend = self.cgroups
-        if backend is None:
-            return False
-
-        def release() -> bool:
-            oom = check_oom and _oom_killed(backend, ctr.id)
-            backend.remove(ctr.id)
-            return oom
-
-        return await trio.to_thread.run_sync(release)
+        if self.cgroups is not None:
+            await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
 
     # ---- re-adoption ------------------------------------------------------------------
     def readopt(self) -> int:
