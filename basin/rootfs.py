@@ -21,15 +21,9 @@ def _mkdirs(path: str, mode: int = 0o755) -> None:
 
 
 def _touch(path: str) -> None:
-    """An empty file to bind-mount onto, unless something is there already. mknod makes it
-    in one call, without opening anything (nor following a symlink left at path)."""
-    try:
-        os.mknod(path, stat.S_IFREG | 0o644)
-    except FileExistsError:
-        pass
-    except FileNotFoundError:
-        _mkdirs(os.path.dirname(path))
-        os.mknod(path, stat.S_IFREG | 0o644)
+    _mkdirs(os.path.dirname(path))
+    if not os.path.exists(path):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def _inside(root: str, path: str) -> str:
@@ -73,7 +67,8 @@ def mount_proc_dev_sys(root: str) -> None:
     dev = _inside(root, "/dev")
     _mkdirs(dev)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
-    # a fresh tmpfs: nothing in it exists yet, so each node and directory is one call
+    # a fresh tmpfs: nothing in it exists yet, so each node (an empty file to bind the
+    # device onto) and directory is one call
     for name in DEVICES:
         node = os.path.join(dev, name)
         os.mknod(node, stat.S_IFREG | 0o644)
