@@ -9,7 +9,7 @@ from pathlib import Path
 
 from basin.errors import BasinError, NotFound
 from basin.paths import Paths
-from basin.store import CorruptRecord, read_json, write_json
+from basin.store import CorruptRecord, read_json, sync_files, write_json
 
 TYPE_CHECKING = False  # typing itself costs the thin client ~3 ms to import
 if TYPE_CHECKING:
@@ -98,12 +98,27 @@ def alive(state: State) -> bool:
     return state.pid > 0 and start_ticks(state.pid) == state.start_ticks
 
 
-def save_config(paths: Paths, ctr: Container) -> None:
-    write_json(paths.container(ctr.id) / "config.json", ctr.config)
+def save_config(paths: Paths, ctr: Container, durable: bool = True) -> None:
+    write_json(paths.container(ctr.id) / "config.json", ctr.config, durable)
 
 
 def save_state(paths: Paths, ctr: Container) -> None:
-    write_json(paths.container(ctr.id) / "state.json", asdict(ctr.state))
+    """Rewrite state.json atomically, without fsync: the supervisor writes it several times in
+    each container's life, on its event loop. A power loss can cost the last change, not the
+    record: ext4 (with its default auto_da_alloc) and btrfs write a file's data out before a
+    rename over another file commits, so the old or the new state.json is there, whole. And
+    the next supervisor re-derives what matters: a record that says running without its
+    process becomes exited. The first state.json is made durable with the config by
+    sync_new()."""
+    write_json(paths.container(ctr.id) / "state.json", asdict(ctr.state), durable=False)
+
+
+def sync_new(paths: Paths, cid: str) -> None:
+    """fsync a new container's config.json and first state.json (written with durable=False,
+    so that a worker thread does this meanwhile): from here on the container survives a power
+    loss, and every later state.json replaces a durable one."""
+    d = paths.container(cid)
+    sync_files([d / "config.json", d / "state.json"])
 
 
 def load(paths: Paths, cid: str) -> Container:

@@ -6,6 +6,7 @@ so it uses plain blocking calls and raises OSError with a message that names the
 from __future__ import annotations
 
 import os
+import stat
 from typing import Any
 
 from basin import syscalls as sc
@@ -66,18 +67,20 @@ def mount_proc_dev_sys(root: str) -> None:
     dev = _inside(root, "/dev")
     _mkdirs(dev)
     sc.mount("tmpfs", dev, "tmpfs", sc.MS_NOSUID | sc.MS_STRICTATIME, "mode=755,size=65536k")
+    # a fresh tmpfs: nothing in it exists yet, so each node (an empty file to bind the
+    # device onto) and directory is one call
     for name in DEVICES:
         node = os.path.join(dev, name)
-        _touch(node)
+        os.mknod(node, stat.S_IFREG | 0o644)
         sc.mount(f"/dev/{name}", node, None, sc.MS_BIND)
     pts = os.path.join(dev, "pts")
-    _mkdirs(pts)
+    os.mkdir(pts, 0o755)
     sc.mount(
         "devpts", pts, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620"
     )
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     shm = os.path.join(dev, "shm")
-    _mkdirs(shm)
+    os.mkdir(shm, 0o755)
     sc.mount(
         "shm", shm, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, "mode=1777,size=65536k"
     )

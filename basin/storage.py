@@ -4,32 +4,18 @@ container-in-container). BASIN_STORAGE=overlay|copy forces one."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 from pathlib import Path
 
+from basin import syscalls as sc
 from basin.errors import BasinError
 
 OVERLAYFS_MAGIC = 0x794C7630
 
 
-class _StatFs(ctypes.Structure):
-    # struct statfs on 64-bit Linux: f_type comes first; the rest is only room for the kernel
-    _fields_ = [("f_type", ctypes.c_long), ("rest", ctypes.c_byte * 120)]
-
-
-# the process's own libc: find_library() would fork /sbin/ldconfig, and this runs in the
-# trio supervisor, which must never fork
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
 def fs_type(path: Path) -> int:
-    buf = _StatFs()
-    if _libc.statfs(os.fsencode(path), ctypes.byref(buf)) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"statfs {path}: {os.strerror(err)}")
-    return int(buf.f_type)
+    return sc.statfs_type(path)
 
 
 def mode_for(containers: Path) -> str:

@@ -33,6 +33,19 @@ def write_json(path: Path, data: Any, durable: bool = True) -> None:
     os.rename(tmp, path)
 
 
+def sync_files(paths: list[Path]) -> None:
+    """fsync records written with durable=False; one removed meanwhile is skipped."""
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def read_json(path: Path) -> Any:
     """Return the parsed record; raise FileNotFoundError or CorruptRecord."""
     with open(path, "rb") as f:

@@ -2,10 +2,13 @@
 
 The trio supervisor runs worker threads, so it must never fork() itself. It sends this process
 a spawn request (JSON) with the container's fds (SCM_RIGHTS) over a SOCK_SEQPACKET socket.
-The zygote forks; that child unshares the namespaces and forks again, so the grandchild is
-PID 1 of the new PID namespace; the child exits at once, and the grandchild is re-parented to
-the zygote, which is PR_SET_CHILD_SUBREAPER. The grandchild then waits on its "go" pipe while
-the supervisor puts it into its cgroups and network, mounts its root and execs.
+The zygote clones the container straight into its new namespaces (one clone(2) with the
+CLONE_NEW* flags: the child is PID 1 of the new PID namespace and the zygote its parent). The
+child brings up lo and mounts and pivots into its root at once, while the supervisor puts it
+into its cgroups and network; then it waits on its "go" pipe and execs. Where clone cannot be
+called this way (an architecture whose clone arguments we do not know), the zygote forks, the
+child unshares and forks again, and the grandchild is re-parented to the zygote, which is
+PR_SET_CHILD_SUBREAPER.
 
 Surviving the supervisor: the zygote keeps a copy of each container's output read ends, its
 stdin write end (-i) and PTY master (-t), so nothing a container writes to closes when the
@@ -16,7 +19,8 @@ no supervisor came for IDLE_EXIT_S.
 
 Started as ``python -m basin.zygote LISTEN_FD LOCK_FD`` by a supervisor holding
 zygote.lock (so one zygote per BASIN_RUN); it imports only the standard library and basin's
-ctypes seam, so it starts in a few milliseconds.
+ctypes seam and rootfs (before any fork, so no container compiles or imports them again), and
+keeps its memory small: every clone copies its page tables.
 """
 
 from __future__ import annotations
@@ -33,11 +37,16 @@ import struct
 import sys
 import termios
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, NoReturn
 
+from basin import rootfs
 from basin import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from dataclasses import dataclass, field
+    from typing import Any, NoReturn
+else:  # without dataclasses' imports (inspect, ast...): a smaller zygote is cheaper to clone
+    from basin.plainclass import dataclass, field
 
 MAX_FDS = 8
 # with no container held and no supervisor connected, the zygote leaves after this long
@@ -93,20 +102,37 @@ def _attach_tty(spec: dict[str, Any], console_fd: int) -> None:
         os.close(slave)
 
 
-def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
-    """PID 1 of the new namespaces: wait for go, build the root, exec."""
-    status = fds["status"]
+def _prepare(spec: dict[str, Any]) -> str:
+    """Everything that needs neither the cgroups nor the network the supervisor is setting up
+    meanwhile: lo, the root, pivot_root. Returns why it failed, or ""."""
     try:
-        if os.read(fds["go"], 1) != b"g":
-            os._exit(125)  # the supervisor gave up on this container
-        os.close(fds.pop("go"))
         if spec.get("netns", True):
             sc.link_up("lo")  # a new network namespace starts with lo down, even 127.0.0.1
-        from basin import rootfs
-
         rootfs.setup(spec)
     except OSError as e:
-        _fail(status, f"container setup failed: {e.strerror or e}", 125)
+        return f"container setup failed: {e.strerror or e}"
+    except Exception as e:  # a malformed request: still reported through the status pipe
+        return f"container setup failed: {e}"
+    return ""
+
+
+def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
+    """PID 1 of the new namespaces: build the root, wait for go, exec.
+
+    The root is built before go, overlapping the supervisor's cgroup and network work; a
+    failure is reported only after go, so the supervisor sees it where it always has (the
+    status pipe, once it has let the container go)."""
+    status = fds["status"]
+    failure = _prepare(spec)
+    try:
+        go = os.read(fds["go"], 1)
+    except OSError:
+        go = b""
+    if go != b"g":
+        os._exit(125)  # the supervisor gave up on this container
+    os.close(fds.pop("go"))
+    if failure:
+        _fail(status, failure, 125)
     os.setsid()
     try:
         if spec.get("tty"):
@@ -136,45 +162,76 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
         _fail(status, *_exec_error(argv[0], e))
 
 
+def _child(spec: dict[str, Any], fds: dict[str, int], keep: dict[str, int]) -> NoReturn:
+    """The container's side of a spawn, in its new namespaces. Never returns to the loop:
+    anything unexpected ends it, so the zygote never ends up with two copies of itself."""
+    try:
+        # the zygote's own signal plumbing is not the container's
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in keep.values():
+            os.close(fd)
+        _container(spec, fds)
+    finally:
+        os._exit(125)
+
+
 def _spawn(spec: dict[str, Any], fdlist: list[int]) -> tuple[dict[str, Any], dict[str, int]]:
-    """Fork the container; return the reply and the fds to hold for it ("keep.NAME" in the
+    """Start the container; return the reply and the fds to hold for it ("keep.NAME" in the
     request: the supervisor's ends of its pipes)."""
     fds = dict(zip(spec["fds"], fdlist, strict=True))
     keep = {name.removeprefix("keep."): fds.pop(name) for name in list(fds) if name[:5] == "keep."}
     flags = BASE_FLAGS | (sc.CLONE_NEWNET if spec.get("netns", True) else 0)
+    pid, error = 0, ""
+    try:
+        if sc.can_clone():
+            pid = sc.clone(flags)
+            if pid == 0:
+                _child(spec, fds, keep)
+        else:
+            pid = _fork_unshare_fork(flags, spec, fds, keep)
+    except OSError as e:
+        pid, error = 0, f"spawn failed: {e.strerror or e}"
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    if pid > 0:
+        return {"op": "spawned", "pid": pid}, keep
+    for fd in keep.values():
+        os.close(fd)
+    return {"op": "spawned", "error": error}, {}
+
+
+def _fork_unshare_fork(
+    flags: int, spec: dict[str, Any], fds: dict[str, int], keep: dict[str, int]
+) -> int:
+    """What clone does in one call, in three: fork, unshare, fork again (a new PID namespace
+    takes effect for the caller's children only). The intermediate exits at once; its child,
+    PID 1, is re-parented to us, the subreaper. Returns PID 1's pid."""
     rd, wr = os.pipe()
     child = os.fork()
     if child == 0:
         try:
-            # the zygote's own signal plumbing is not the container's
-            signal.set_wakeup_fd(-1)
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.close(rd)
-            for fd in keep.values():
-                os.close(fd)
             sc.unshare(flags)
             pid = os.fork()
             if pid == 0:
                 os.close(wr)
-                _container(spec, fds)
+                _child(spec, fds, keep)
             os.write(wr, str(pid).encode())
             os._exit(0)
         except BaseException as e:  # anything, so the zygote never ends up with two copies
             try:
-                os.write(wr, f"error: {e}".encode())
+                os.write(wr, f"{e}".encode())
             finally:
                 os._exit(1)
     os.close(wr)
     answer = os.read(rd, 512).decode()
     os.close(rd)
     os.waitpid(child, 0)
-    for fd in fds.values():
-        os.close(fd)
-    if answer.isdigit():
-        return {"op": "spawned", "pid": int(answer)}, keep
-    for fd in keep.values():
-        os.close(fd)
-    return {"op": "spawned", "error": answer.removeprefix("error: ") or "spawn failed"}, {}
+    if not answer.isdigit():
+        raise OSError(0, answer or "fork failed")
+    return int(answer)
 
 
 def exit_code_of(status: int) -> int:
@@ -351,6 +408,8 @@ def _record_exit(h: Held) -> None:
     status on hello) that the container is still to be finished (drained, released)."""
     if not h.state_path or h.status is None:
         return
+    from pathlib import Path
+
     from basin import logfile
     from basin.store import read_json, write_json
 

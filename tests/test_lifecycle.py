@@ -274,6 +274,21 @@ def test_rm_refuses_running_unless_forced_and_leaves_nothing(basin: Basin) -> No
     assert res.returncode == 1 and res.stderr.strip() == "basin: no such container: busy"
 
 
+def test_a_root_that_cannot_be_built_is_125_and_leaves_nothing(
+    basin: Basin, tmp_path: Path
+) -> None:
+    # PID 1 builds its root before the supervisor lets it go; a failure there still comes
+    # back as the run's error, after which nothing of the container is left
+    vol = tmp_path / "dir"
+    vol.mkdir()
+    for flags in (["--rm"], []):
+        res = basin("run", *flags, "-v", f"{vol}:/bin/busybox", "busybox", "true")
+        assert res.returncode == 125
+        assert res.stderr.strip() == "basin: container setup failed: File exists"
+    assert basin.ok("ps", "-a", "-q") == ""
+    assert os.listdir(basin.root / "containers") == []
+
+
 def test_rm_flag_removes_after_exit(basin: Basin) -> None:
     assert basin.ok("run", "--rm", "busybox", "echo", "gone") == "gone\n"
     assert basin.ok("ps", "-q") == ""

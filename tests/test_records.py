@@ -7,6 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from basin import records
 from basin.paths import Paths
 from basin.store import CorruptRecord, read_json, write_json
@@ -19,6 +21,37 @@ def test_write_json_is_atomic_and_leaves_no_temp(tmp_path: Path) -> None:
     write_json(target, {"a": 2})
     assert read_json(target) == {"a": 2}
     assert os.listdir(tmp_path) == ["state.json"]
+
+
+def test_state_is_not_fsynced_but_a_new_record_is_made_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    paths = Paths(root=tmp_path, run=tmp_path / "run")
+    ctr = records.Container(id="a" * 64, name="one", config={"name": "one"})
+    paths.container(ctr.id).mkdir(parents=True)
+    records.save_config(paths, ctr, durable=False)
+    records.save_state(paths, ctr)
+    assert synced == []  # what the supervisor does on its event loop
+    records.sync_new(paths, ctr.id)  # ... and in a worker thread meanwhile
+    d = paths.container(ctr.id)
+    assert synced == [str(d / "config.json"), str(d / "state.json")]
+    ctr.state.status = records.RUNNING
+    records.save_state(paths, ctr)
+    assert len(synced) == 2
+    assert records.load(paths, ctr.id).state.status == records.RUNNING
+    (d / "state.json").unlink()
+    records.sync_new(paths, ctr.id)  # a record removed meanwhile is no error
+    assert synced[2:] == [str(d / "config.json")]
+    write_json(d / "other.json", {})  # everything else stays durable by default
+    assert synced[3].endswith(".tmp")
 
 
 def test_read_json_reports_a_torn_record(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -30,6 +30,9 @@ from basin.supervisor.frames import ClientOutput
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.networking import Networks
 from basin.supervisor.zygote_client import Zygote
+
+if TYPE_CHECKING:
+    from basin.image import Image
 
 log = structlog.get_logger()
 
@@ -73,6 +76,8 @@ class Runtime:
         self.nursery: trio.Nursery | None = None
         self.events = Events()
         self.networks = Networks(paths, self.events)
+        self._sync_limiter: trio.CapacityLimiter | None = None
+        self._oom_fds: dict[str, int] = {}  # opened by start() for _watch_oom to take
 
     # ---- lookup -----------------------------------------------------------------------
     def load(self) -> None:
@@ -105,15 +110,26 @@ class Runtime:
         name = spec.validate_name(req["name"]) if req.get("name") else spec.random_name()
         if self.name_taken(name):
             raise Conflict(f"the container name {name!r} is already in use")
-        img = await trio.to_thread.run_sync(images.resolve, self.paths, str(req.get("image", "")))
-        volumes = [spec.parse_volume(v) for v in req.get("volumes", [])]
         cid = spec.new_id()
-        hostname = spec.validate_hostname(req["hostname"]) if req.get("hostname") else cid[:12]
         tty = bool(req.get("tty"))
-        env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
-        limits = Limits.from_json(req.get("limits"))
-        await self._check_limits(limits)
-        network, ports = await trio.to_thread.run_sync(self.networks.check_request, req)
+
+        def check() -> tuple[
+            Image, list[dict[str, Any]], str, dict[str, str], Limits, str, list[dict[str, Any]]
+        ]:
+            # The image and network records are on disk (and an image tarball is imported on
+            # first use): one thread hop for every check, made in the order errors are told.
+            img = images.resolve(self.paths, str(req.get("image", "")))
+            volumes = [spec.parse_volume(v) for v in req.get("volumes", [])]
+            hostname = spec.validate_hostname(req["hostname"]) if req.get("hostname") else cid[:12]
+            env = spec.container_env(spec.parse_env(req.get("env", [])), hostname, tty)
+            limits = Limits.from_json(req.get("limits"))
+            self._check_limits(limits)
+            network, ports = self.networks.check_request(req)
+            return img, volumes, hostname, env, limits, network, ports
+
+        img, volumes, hostname, env, limits, network, ports = await trio.to_thread.run_sync(check)
+        if self.name_taken(name):  # taken by another run meanwhile
+            raise Conflict(f"the container name {name!r} is already in use")
         config = {
             "id": cid,
             "name": name,
@@ -139,11 +155,25 @@ class Runtime:
         d.mkdir(parents=True)
         for sub in ("upper", "work", "merged"):
             (d / sub).mkdir()
-        records.save_config(self.paths, ctr)
+        # no fsync on the loop: a worker thread makes both durable meanwhile
+        records.save_config(self.paths, ctr, durable=False)
         records.save_state(self.paths, ctr)
+        assert self.nursery is not None
+        self.nursery.start_soon(self._sync_new, ctr)
         self.containers[cid] = ctr
         self.events.emit("container.created", container=cid[:12], name=name, image=img.name)
         return ctr
+
+    async def _sync_new(self, ctr: Container) -> None:
+        if self._sync_limiter is None:
+            # its own few threads: a burst of fsyncs must not hold up the work of other threads
+            self._sync_limiter = trio.CapacityLimiter(2)
+        try:
+            await trio.to_thread.run_sync(
+                records.sync_new, self.paths, ctr.id, limiter=self._sync_limiter
+            )
+        except OSError as e:
+            log.warning("container.sync_failed", container=ctr.short_id, error=str(e))
 
     # ---- start ------------------------------------------------------------------------
     async def start(
@@ -198,18 +228,28 @@ class Runtime:
         }
         pid = 0
         pidfd = -1
-        try:
-            if self.cgroups is not None:
-                await trio.to_thread.run_sync(
-                    self.cgroups.create, ctr.id, Limits.from_json(c["limits"])
-                )
-                enforced = await trio.to_thread.run_sync(self.cgroups.enforced, ctr.id)
-                ctr.state.limits_enforced = enforced.to_json()
+
+        async def spawn() -> None:
+            nonlocal pid
             try:
                 pid = await self.zygote.spawn(zspec, [*child_fds, *stdio.keep_fds])
             finally:
                 for fd in child_fds:
                     os.close(fd)
+
+        try:
+            # PID 1 mounts its root as soon as it exists, before the network setup below
+            # fills these in: they must exist by then
+            _touch_all(zspec["files"].values())
+            # The groups and the spawn need nothing of each other, so they overlap; PID 1
+            # joins the groups below, before it is let go.
+            try:
+                async with trio.open_nursery() as n:
+                    if self.cgroups is not None:
+                        n.start_soon(self._create_cgroups, ctr)
+                    n.start_soon(spawn)
+            except BaseExceptionGroup as group:
+                raise _first_leaf(group) from None  # callers expect the BasinError itself
             pidfd = os.pidfd_open(pid)
             ctr.state.pid = pid
             ctr.state.start_ticks = records.start_ticks(pid)
@@ -238,7 +278,7 @@ class Runtime:
                 with trio.CancelScope(shield=True), trio.move_on_after(5):
                     await self.zygote.exit_status(ctr.id, pid)
                 self.zygote.release(ctr.id)
-            for fd in (*stdio.parent_fds(), st_r, pidfd):
+            for fd in (*stdio.parent_fds(), st_r, pidfd, self._oom_fds.pop(ctr.id, -1)):
                 if fd >= 0:
                     os.close(fd)
             writer.close()
@@ -269,6 +309,25 @@ class Runtime:
             raise BasinError(failure["error"], int(failure["code"]))
         self.events.emit("container.started", container=ctr.short_id, name=ctr.name, pid=pid)
         return live
+
+    async def _create_cgroups(self, ctr: Container) -> None:
+        """Make the container's groups, read back what the kernel holds and open the OOM
+        watch's fd (for _watch_oom): one thread hop."""
+        backend = self.cgroups
+        assert backend is not None
+
+        def create() -> tuple[Limits, int | None]:
+            backend.create(ctr.id, Limits.from_json(ctr.config["limits"]))
+            enforced = backend.enforced(ctr.id)
+            try:
+                return enforced, backend.oom_fd(ctr.id)
+            except (BasinError, OSError):
+                return enforced, None  # _watch_oom tries again, and says why it failed
+
+        enforced, oom_fd = await trio.to_thread.run_sync(create)
+        ctr.state.limits_enforced = enforced.to_json()
+        if oom_fd is not None:
+            self._oom_fds[ctr.id] = oom_fd
 
     async def _watch(
         self, ctr: Container, live: Live, out_r: int, err_r: int, writer: JsonLogWriter
@@ -309,13 +368,12 @@ class Runtime:
         s.finished_at = now_iso()
         s.status = STOPPED if live.stop_requested else EXITED
         s.stopped_by = live.stop_requested
-        if self.cgroups is not None:
-            # the kernel counts the kill before the process dies: an OOM the watcher had no
-            # time to see is caught here
-            with contextlib.suppress(OSError, BasinError):
-                if await trio.to_thread.run_sync(self.cgroups.oom_killed, ctr.id):
-                    await self._note_oom(ctr, "exit")
-        await self._release(ctr)
+        await self._teardown_network(ctr)
+        # The kernel counts the kill before the process dies: an OOM the watcher had no time
+        # to see is caught here. A cgroup file is answered from kernel memory, as /proc is:
+        # no thread needed to read one.
+        if self.cgroups is not None and _oom_killed(self.cgroups, ctr.id):
+            await self._note_oom(ctr, "exit")
         records.save_state(self.paths, ctr)
         self.live.pop(ctr.id, None)
         self.events.emit(
@@ -336,8 +394,21 @@ class Runtime:
                 exit_code=code,
             )
         if ctr.config.get("auto_remove") and not live.client_removes:
-            await self.remove(ctr, force=False)
+            await self.remove(ctr, force=False)  # its groups with it
+        elif self.cgroups is not None:
+            # nothing that reports the exit waits for the groups to go; remove() removes
+            # them too (idempotent), should it come first
+            assert self.nursery is not None
+            self.nursery.start_soon(self._remove_groups, ctr)
         live.done.set()
+
+    async def _remove_groups(self, ctr: Container) -> None:
+        assert self.cgroups is not None
+        with trio.CancelScope(shield=True):  # a supervisor that is stopping removes them too
+            try:
+                await trio.to_thread.run_sync(self.cgroups.remove, ctr.id)
+            except BasinError as e:
+                log.warning("container.cgroups_remove_failed", container=ctr.short_id, error=str(e))
 
     async def _release(self, ctr: Container) -> None:
         """Give back the kernel objects a container holds while it runs."""
@@ -421,8 +492,9 @@ class Runtime:
         await self.networks.teardown(ctr)
 
     # ---- limits -----------------------------------------------------------------------
-    async def _check_limits(self, limits: Limits) -> None:
-        """Refuse limits this host cannot enforce before anything of the container exists."""
+    def _check_limits(self, limits: Limits) -> None:
+        """Refuse limits this host cannot enforce before anything of the container exists.
+        Blocking (reads the cgroup tree): call in a worker thread."""
         if limits == Limits():
             return
         if self.cgroups is None:
@@ -432,7 +504,7 @@ class Runtime:
                 f"cannot enforce the resource limits ({asked}): the supervisor runs without "
                 f"cgroups ({self.cgroups_error or 'no cgroup backend'})"
             )
-        await trio.to_thread.run_sync(self.cgroups.check, limits)
+        self.cgroups.check(limits)
 
     # ---- out of memory ----------------------------------------------------------------
     async def _watch_oom(self, ctr: Container, live: Live) -> None:
@@ -441,23 +513,33 @@ class Runtime:
         if self.cgroups is None:
             return
         backend = self.cgroups
-        try:
-            fd = await trio.to_thread.run_sync(backend.oom_fd, ctr.id)
-        except (BasinError, OSError) as e:
-            log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
-            return
+
+        def open_watch() -> tuple[int | None, bool]:
+            # A kill before the fd was registered shows in the counter: look once first, in
+            # the same thread hop.
+            fd = backend.oom_fd(ctr.id)
+            return fd, fd is not None and _oom_killed(backend, ctr.id)
+
+        # start() opened it before PID 1 joined the groups: no kill can predate it
+        fd, killed = self._oom_fds.pop(ctr.id, None), False
+        if fd is None:  # a re-adopted container, or start() could not open it
+            try:
+                fd, killed = await trio.to_thread.run_sync(open_watch)
+            except (BasinError, OSError) as e:
+                log.warning("container.oom_watch_failed", container=ctr.short_id, error=str(e))
+                return
         if fd is None:
             return
         try:
             async with trio.open_nursery() as n:
                 n.start_soon(_cancel_when, live.exited, n.cancel_scope)
-                # A kill before the fd was registered shows in the counter: look once first.
                 # Each wake-up may be another memory event (v2), or the group going away
                 # (v1), so the counter decides.
-                while not await trio.to_thread.run_sync(_oom_killed, backend, ctr.id):
+                while not killed:
                     await trio.lowlevel.wait_readable(fd)
                     with contextlib.suppress(BlockingIOError):
                         os.read(fd, 4096)  # drain: eventfd counter, or inotify events
+                    killed = await trio.to_thread.run_sync(_oom_killed, backend, ctr.id)
                 await self._note_oom(ctr, "event")
                 n.cancel_scope.cancel()
         finally:
@@ -502,8 +584,15 @@ class Runtime:
         if ctr.id not in self.containers:
             return  # removed meanwhile (an --rm container that a stop just ended)
         del self.containers[ctr.id]
-        await self._release(ctr)
-        await trio.to_thread.run_sync(_remove_tree, self.paths.container(ctr.id))
+        await self._teardown_network(ctr)
+        backend = self.cgroups
+
+        def remove_all() -> None:
+            if backend is not None:
+                backend.remove(ctr.id)  # a no-op unless releasing them failed at its exit
+            _remove_tree(self.paths.container(ctr.id))
+
+        await trio.to_thread.run_sync(remove_all)  # one thread hop for both
         self.events.emit("container.removed", container=ctr.short_id, name=ctr.name)
 
 
@@ -540,6 +629,11 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     while isinstance(exc, BaseExceptionGroup):
         exc = exc.exceptions[0]
     return exc
+
+
+def _touch_all(paths: Iterable[str]) -> None:
+    for path in paths:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
 
 def _remove_tree(path: os.PathLike[str]) -> None:

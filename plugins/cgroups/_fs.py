@@ -38,11 +38,15 @@ class LimitError(Exception):
 
 
 def write(path: Path, value: str | int, what: str | None = None) -> None:
-    """One write() per value: cgroup files parse exactly one value per write call."""
+    """One write() per value: cgroup files parse exactly one value per write call. Plain
+    os calls (with open(path, "w")'s flags): no buffered text file around a single write."""
     text = str(value)
     try:
-        with open(path, "w") as f:
-            f.write(text)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
     except OSError as e:
         raise LimitError(what or path.name, text, e) from e
 
@@ -99,8 +103,16 @@ def kill_procs(groups: Iterable[Path], sig: int = signal.SIGKILL, timeout: float
 def remove_tree(top: Path, rmdir: Callable[[Path], None] = os.rmdir) -> None:
     """rmdir ``top`` and any groups nested inside it (deepest first), retrying EBUSY until
     REMOVE_TIMEOUT. A missing directory counts as removed."""
-    if not top.is_dir():
+    try:
+        rmdir(top)  # the usual case: a leaf whose tasks are gone, removed in one call
         return
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    except OSError as e:
+        # cgroupfs says EBUSY for tasks and for nested groups alike (a plain directory says
+        # ENOTEMPTY): walk it
+        if e.errno not in (errno.EBUSY, errno.ENOTEMPTY):
+            raise BasinError(f"cannot remove cgroup {top}: {e.strerror or e}") from e
     nested = [Path(d) for d, _, _ in os.walk(top, topdown=False)]
     deadline = time.monotonic() + REMOVE_TIMEOUT
     for d in nested:

@@ -11,7 +11,7 @@ IN_MODIFY = 0x00000002
 IN_CLOEXEC = 0o2000000  # == O_CLOEXEC
 IN_NONBLOCK = 0o4000  # == O_NONBLOCK
 
-# the process's own libc (find_library() would fork /sbin/ldconfig to look for it)
+# the interpreter's own C library (find_library would run `ldconfig -p` in a subprocess)
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.inotify_init1.argtypes = [ctypes.c_int]
 _libc.inotify_init1.restype = ctypes.c_int
