@@ -206,14 +206,17 @@ def test_oom_is_noticed_by_event_while_the_container_runs(basin: Basin) -> None:
     # pick PID 1 instead of the child and the container ends before anything can be asserted
     script = (
         "echo -1000 > /proc/self/oom_score_adj; "
-        f"sh -c 'echo 0 > /proc/self/oom_score_adj; {ALLOCATE_64M}'; echo child $?; sleep 60"
+        f"sh -c 'echo 0 > /proc/self/oom_score_adj; {ALLOCATE_64M}'; echo child $?; "
+        # until the victim's memory is reaped, forking `sleep` can fail (the group is still at
+        # its limit, with nothing left to kill): PID 1 must not end because of that
+        "while :; do sleep 60; done"
     )
     basin.ok("run", "-d", "--name", "runs-on", "-m", "32m", "busybox", "sh", "-c", script)
     deadline = time.monotonic() + 30  # reclaim before the kill is slow on a loaded machine
     while not (rec := ps_json(basin, "runs-on"))["oom_killed"]:
         assert time.monotonic() < deadline, "the OOM kill was not noticed while running"
         time.sleep(0.05)
-    assert rec["status"] == "running"
+    assert rec["status"] == "running", (rec, basin("logs", "runs-on"))
     # the event can beat the shell's own line to the log, and the log writer is a thread
     while (
         "child 137" not in basin.ok("logs", "runs-on")
