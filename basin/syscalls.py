@@ -1,9 +1,10 @@
 """The Linux calls Python's os module lacks (3.11): mount, umount2, pivot_root, unshare, setns,
-prctl, clone. One thin seam so the code above reads as plain Python."""
+prctl, clone, openat2. One thin seam so the code above reads as plain Python."""
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 
@@ -33,6 +34,10 @@ MS_PRIVATE = 0x40000
 MS_STRICTATIME = 0x1000000
 MNT_DETACH = 0x2
 
+# openat2(2) resolve flags
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_IN_ROOT = 0x10
+
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
@@ -40,6 +45,8 @@ PR_SET_CHILD_SUBREAPER = 36
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 # clone(flags, stack, ...) on these; s390x swaps the first two arguments, so it is left out
 _SYS_CLONE = {"x86_64": 56, "aarch64": 220, "riscv64": 220, "ppc64le": 120}
+# added after Linux 5.1 unified the numbering of new calls: the same on every architecture
+_SYS_OPENAT2 = 437
 
 
 def _check(ret: int, what: str) -> None:
@@ -106,6 +113,38 @@ def clone(flags: int) -> int:
         err = ctypes.get_errno()
         raise OSError(err, f"clone: {os.strerror(err)}")
     return int(pid)
+
+
+class _OpenHow(ctypes.Structure):
+    # struct open_how, the size the kernel has known since 5.6 (it is told the size)
+    _fields_ = [
+        ("flags", ctypes.c_uint64),
+        ("mode", ctypes.c_uint64),
+        ("resolve", ctypes.c_uint64),
+    ]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """open(2) relative to DIRFD with RESOLVE_* flags; returns the fd (close-on-exec)."""
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    # every argument a long: syscall(2) is variadic and reads each as one
+    fd = _libc.syscall(
+        ctypes.c_long(_SYS_OPENAT2),
+        ctypes.c_long(dirfd),
+        _b(path),
+        ctypes.byref(how),
+        ctypes.c_long(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        if err == errno.ENOSYS:
+            raise OSError(
+                err,
+                "openat2 is not available: basin needs Linux 5.6 or later to resolve paths "
+                "inside a container's root safely",
+            )
+        raise OSError(err, f"openat2 {path}: {os.strerror(err)}")
+    return int(fd)
 
 
 def setns(fd: int, nstype: int = 0) -> None:

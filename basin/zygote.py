@@ -144,9 +144,7 @@ def _container(spec: dict[str, Any], fds: dict[str, int]) -> NoReturn:
         for name, fd in fds.items():
             if name != "status" and fd > 2:
                 os.close(fd)
-        workdir = spec.get("workdir") or "/"
-        os.makedirs(workdir, exist_ok=True)
-        os.chdir(workdir)
+        rootfs.enter_workdir(spec.get("workdir") or "/")
     except OSError as e:
         _fail(status, f"container setup failed: {e.strerror or e}", 125)
     argv: list[str] = spec["argv"]

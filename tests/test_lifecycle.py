@@ -284,7 +284,7 @@ def test_a_root_that_cannot_be_built_is_125_and_leaves_nothing(
     for flags in (["--rm"], []):
         res = basin("run", *flags, "-v", f"{vol}:/bin/busybox", "busybox", "true")
         assert res.returncode == 125
-        assert res.stderr.strip() == "basin: container setup failed: File exists"
+        assert res.stderr.strip() == "basin: container setup failed: /bin/busybox: Not a directory"
     assert basin.ok("ps", "-a", "-q") == ""
     assert os.listdir(basin.root / "containers") == []
 
