@@ -91,7 +91,10 @@ def wait_for(cond: object, timeout: float = 10) -> None:
 def log_records(basin: Basin, name: str) -> list[dict[str, str]]:
     cid = str(status(basin, name)["id"])
     path = basin.root / "containers" / cid / f"{cid}-json.log"
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    text = path.read_text()
+    # the log is being written: a record is complete once its newline is there
+    complete = text[: text.rfind("\n") + 1]
+    return [json.loads(line) for line in complete.splitlines()]
 
 
 def no_fifos_left(basin: Basin) -> None:

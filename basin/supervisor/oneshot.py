@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import structlog
+import trio
 
 from basin.cli import lifecycle, ps, run
 from basin.errors import BasinError
@@ -22,12 +23,9 @@ from basin.supervisor.frames import ClientOutput
 if TYPE_CHECKING:
     from basin.supervisor.main import Supervisor
 
-import trio
-
 log = structlog.get_logger()
 
 FALLBACK = -1  # not an exit code: "let the Python client do this one"
-VERBS = ("run", "ps", "stop", "rm")
 
 
 def client_environ(pid: object) -> dict[str, str]:
@@ -82,7 +80,7 @@ class OneShot:
             return await self._lifecycle(verb, rest, out)
         if verb == "run":
             return await self._run(req, rest, out)
-        return FALLBACK
+        return FALLBACK  # a verb the client forwards (client/basin.c VERBS) but we do not take
 
     def _ps(self, argv: list[str], out: ClientOutput) -> int:
         p = ps.options(argv)
@@ -114,13 +112,17 @@ class OneShot:
             out.put(b"o", (run.help_text() + "\n").encode())
             return 0
         cwd = req.get("cwd")
-        r = run.build_request(
-            argv,
-            self.sup.paths,
-            client_environ(req.get("pid")),
-            cwd if isinstance(cwd, str) and cwd.startswith("/") else "/",
-        )
-        run.detach_keys(argv)
+        cwd = cwd if isinstance(cwd, str) and cwd.startswith("/") else "/"
+        pid = req.get("pid")
+
+        def parse() -> dict[str, Any]:
+            # reads files (--env-file, the client's environment, network records) and stats
+            # volume paths: off the trio loop
+            r = run.build_request(argv, self.sup.paths, client_environ(pid), cwd)
+            run.detach_keys(argv)
+            return r
+
+        r = await trio.to_thread.run_sync(parse)
         if r["wait"] and (r["tty"] or r["interactive"]):
             return FALLBACK  # a terminal or stdin to relay: the Python client's session does it
         if not r["wait"]:
