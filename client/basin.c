@@ -8,8 +8,9 @@
  *   o<len>\n<bytes>  to our stdout       e<len>\n<bytes>  to our stderr
  *   x<len>\n<code>   exit with <code>     F0\n            run the Python CLI instead
  * Anything else (another verb, no supervisor yet, a request that would not fit in one atomic
- * FIFO write, an argument that is not UTF-8) execs the Python CLI, BASIN_PYTHON -m basin, with
- * the same arguments: it starts the supervisor, drives terminals, and has the last word.
+ * FIFO write, an argument that is not UTF-8) execs the Python CLI (BASIN_PYTHON running
+ * basin.cli.main, as `python -m basin` does) with the same arguments: it starts the
+ * supervisor, drives terminals, and has the last word.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,9 +58,10 @@ static void python_cli(char **argv) {
     while (argv[n]) n++;
     char **args = calloc((size_t)n + 3, sizeof(char *));
     if (args) {
+        /* what `python -m basin` runs, without runpy's ~2 ms */
         args[0] = BASIN_PYTHON;
-        args[1] = "-m";
-        args[2] = "basin";
+        args[1] = "-c";
+        args[2] = "import sys; from basin.cli.main import main; sys.exit(main())";
         memcpy(args + 3, argv + 1, (size_t)n * sizeof(char *)); /* with the final NULL */
         execv(BASIN_PYTHON, args);
     }
