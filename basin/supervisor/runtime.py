@@ -38,6 +38,8 @@ log = structlog.get_logger()
 
 # a partial line (a prompt) is written to the log once the container is quiet this long
 PARTIAL_FLUSH_S = 0.05
+# after an OOM event, when to read the kill counter again (seconds after the previous look)
+OOM_RECHECK_S = (0, 0.01, 0.05, 0.2, 1.0)
 
 
 def now_iso() -> str:
@@ -539,7 +541,14 @@ class Runtime:
                     await trio.lowlevel.wait_readable(fd)
                     with contextlib.suppress(BlockingIOError):
                         os.read(fd, 4096)  # drain: eventfd counter, or inotify events
-                    killed = await trio.to_thread.run_sync(_oom_killed, backend, ctr.id)
+                    # v1 signals the OOM before its killer has chosen and counted a victim
+                    # (seen here as a miss under CPU load): look again for a moment; an OOM
+                    # that ends without a kill (memory freed meanwhile) leaves the counter be
+                    for delay in OOM_RECHECK_S:
+                        await trio.sleep(delay)
+                        killed = await trio.to_thread.run_sync(_oom_killed, backend, ctr.id)
+                        if killed:
+                            break
                 await self._note_oom(ctr, "event")
                 n.cancel_scope.cancel()
         finally:
