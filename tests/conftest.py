@@ -82,6 +82,20 @@ class Basin:
         assert res.returncode == 0, f"basin {' '.join(args)} -> {res.returncode}: {res.stderr}"
         return res.stdout
 
+    def processes(self, needle: bytes) -> list[int]:
+        """Processes whose command line holds `needle` and that serve this test's BASIN_RUN."""
+        marker = f"BASIN_RUN={self.run_dir}".encode()
+        out = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+                env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if needle in cmd and marker in env:
+                out.append(int(pid))
+        return out
+
     def supervisor_pid(self) -> int | None:
         try:
             return int((self.run_dir / "supervisor.pid").read_text())

@@ -321,16 +321,7 @@ def test_supervisor_is_started_once_for_parallel_first_clients(basin: Basin) -> 
             pool.map(lambda _: basin("run", "--rm", "busybox", "true").returncode, range(8))
         )
     assert outs == [0] * 8
-    marker = f"BASIN_RUN={basin.run_dir}".encode()
-    supervisors = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"supervisor" in cmd and marker in env:
-            supervisors.append(int(pid))
+    supervisors = basin.processes(b"supervisor")
     assert supervisors == [basin.supervisor_pid()]
     assert basin.supervisor_pid() is not None
 

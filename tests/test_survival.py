@@ -47,17 +47,7 @@ def kill_supervisor(basin: Basin, sig: int = signal.SIGKILL) -> int:
 
 def zygotes(basin: Basin) -> list[int]:
     """The zygote processes serving this test's BASIN_RUN."""
-    marker = f"BASIN_RUN={basin.run_dir}".encode()
-    out = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            env = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"basin.zygote" in cmd and marker in env and not gone(int(pid)):
-            out.append(int(pid))
-    return out
+    return [pid for pid in basin.processes(b"basin.zygote") if not gone(pid)]
 
 
 def numbers(basin: Basin, name: str) -> list[int]:

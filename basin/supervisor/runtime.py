@@ -30,6 +30,7 @@ from basin.supervisor.frames import ClientOutput
 from basin.supervisor.logwriter import JsonLogWriter
 from basin.supervisor.networking import Networks
 from basin.supervisor.zygote_client import Zygote
+from basin.zygote import exit_code_of
 
 if TYPE_CHECKING:
     from basin.image import Image
@@ -44,12 +45,6 @@ OOM_RECHECK_S = (0, 0.01, 0.05, 0.2, 1.0)
 
 def now_iso() -> str:
     return logfile.timestamp()
-
-
-def exit_code_of(status: int) -> int:
-    if os.WIFSIGNALED(status):
-        return 128 + os.WTERMSIG(status)
-    return os.waitstatus_to_exitcode(status)
 
 
 @dataclass
